@@ -75,3 +75,10 @@ class DeadlineExceeded(ServiceError):
 def status_of(error: ServiceError) -> tuple[grpc.StatusCode, str]:
     """The gRPC status code and details for an expected failure."""
     return error.status_code, error.message
+
+
+class StorageUnavailable(Unavailable):
+    """The service's database could not be reached or dropped the connection."""
+
+    def __init__(self, message: str = "storage is unavailable, retry later") -> None:
+        super().__init__(message)

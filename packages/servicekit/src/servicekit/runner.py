@@ -1,0 +1,80 @@
+"""The life of a service process: the shared part of every service's ``main``.
+
+settings → logging → pool (retried) → migrations → server → SIGTERM/SIGINT →
+graceful stop (NOT_SERVING, drain in-flight calls) → pool closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.resources.abc import Traversable
+from typing import Generic, TypeVar
+
+import asyncpg
+
+from servicekit.logging import configure_logging
+from servicekit.migrations import apply_migrations, load_migrations
+from servicekit.postgres import create_pool
+from servicekit.server import ServiceRegistration, create_server
+from servicekit.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+@dataclass(frozen=True)
+class ServiceDefinition(Generic[S]):
+    """What a service tells the runner about itself."""
+
+    name: str
+    migrations: Traversable
+    # Builds the servicers from the pool and settings: the service's composition root.
+    build: Callable[[asyncpg.Pool, S], Sequence[ServiceRegistration]]
+
+
+async def run_service(definition: ServiceDefinition[S], settings: S) -> None:
+    configure_logging(definition.name, settings.log_level)
+    pool = await create_pool(
+        settings.database_url,
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        connect_timeout=settings.db_connect_timeout_seconds,
+        command_timeout=settings.db_command_timeout_seconds,
+    )
+    try:
+        async with pool.acquire() as connection:
+            await apply_migrations(connection, load_migrations(definition.migrations))
+        server = create_server(
+            f"{settings.grpc_host}:{settings.grpc_port}", definition.build(pool, settings)
+        )
+        await server.start()
+        # One parseable line that launchers (the harness, scripts/dev.py) wait for.
+        logger.info(
+            "serving",
+            extra={"grpc_address": f"{settings.grpc_host}:{server.port}", "port": server.port},
+        )
+        await _wait_for_stop_signal()
+        logger.info(
+            "stopping: draining in-flight calls for up to %ss", settings.shutdown_grace_seconds
+        )
+        await server.stop(settings.shutdown_grace_seconds)
+    finally:
+        await pool.close()
+    logger.info("stopped")
+
+
+async def _wait_for_stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,113 @@
+"""The gRPC server every service runs: its servicers, health, reflection, error mapping.
+
+``create_server`` builds and binds the server but does not start it, and returns
+the bound port, so tests bind port 0 (grpc/grpc examples/python do the same).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from servicekit.errors import ServiceError, status_of
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceRegistration:
+    """One gRPC service to serve: its full name and how to add its servicer."""
+
+    full_name: str  # e.g. "dummy.v1.DummyService", from the generated DESCRIPTOR
+    add_to_server: Callable[[grpc.aio.Server], None]
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor[Any, Any]):
+    """The one place where failures become gRPC status (STYLE.md, errors).
+
+    A :class:`ServiceError` becomes its kind's status with its message; any other
+    exception is a bug: logged with its traceback, answered INTERNAL without details.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        # grpc-stubs types handlers with the sync context; on an aio server they get the aio one.
+        inner: Callable[[Any, Any], Awaitable[Any]] = handler.unary_unary
+        method = handler_call_details.method
+
+        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                return await inner(request, context)
+            except grpc.aio.AbortError:
+                raise  # the handler already chose a status
+            except ServiceError as error:
+                code, details = status_of(error)
+                await context.abort(code, details)
+            except Exception:
+                logger.exception("unexpected error in %s", method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+        return grpc.unary_unary_rpc_method_handler(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+@dataclass
+class Server:
+    """A bound, not yet started server, with the handles needed to stop it well."""
+
+    grpc_server: grpc.aio.Server
+    port: int
+    health: Any  # grpc_health.v1.health.aio.HealthServicer, untyped upstream
+    service_names: tuple[str, ...]
+
+    async def start(self) -> None:
+        await self.grpc_server.start()
+        for name in ("", *self.service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, refuse new calls, let in-flight calls finish within ``grace``."""
+        await self.health.enter_graceful_shutdown()
+        await self.grpc_server.stop(grace)
+
+
+def create_server(address: str, services: Sequence[ServiceRegistration]) -> Server:
+    """Build a server with ``services``, health checking and reflection, bound to ``address``.
+
+    ``address`` is ``host:port``; port 0 binds a free port, returned in ``Server.port``.
+    """
+    grpc_server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
+    for service in services:
+        service.add_to_server(grpc_server)
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    names = tuple(s.full_name for s in services)
+    reflection.enable_server_reflection(
+        (
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        grpc_server,
+    )
+    port = grpc_server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"could not bind the gRPC server to {address}")
+    return Server(grpc_server, port, health_servicer, names)

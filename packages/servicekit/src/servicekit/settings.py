@@ -1,0 +1,32 @@
+"""Settings every service reads from its environment (pydantic-settings).
+
+A service subclasses :class:`ServiceSettings` and sets its own ``env_prefix``
+(``DUMMY_``, ``AUTH_``...), so ``DUMMY_DATABASE_URL`` configures the dummy service.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    database_url: str = Field(description="asyncpg DSN of the service's own database")
+    grpc_host: str = Field(default="127.0.0.1", description="interface the gRPC server binds")
+    grpc_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    db_pool_min_size: int = Field(default=1, ge=0)
+    db_pool_max_size: int = Field(default=10, ge=1)
+    db_connect_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="how long start-up keeps retrying the database"
+    )
+    db_command_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="deadline of one SQL statement"
+    )
+    shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, description="how long SIGTERM lets in-flight calls finish"
+    )
