@@ -1,0 +1,3 @@
+from dummy.main import main
+
+main()

@@ -1,0 +1,28 @@
+"""Start the dummy service: the composition root (settings, pool, repository, server)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from importlib.resources import files
+
+import asyncpg
+
+from dummy.repository import PostgresEntityRepository
+from dummy.server import registration
+from dummy.settings import DummySettings
+from servicekit.runner import ServiceDefinition, run_service
+from servicekit.server import ServiceRegistration
+
+
+def build(pool: asyncpg.Pool, settings: DummySettings) -> Sequence[ServiceRegistration]:
+    return [registration(PostgresEntityRepository(pool))]
+
+
+DEFINITION = ServiceDefinition[DummySettings](
+    name="dummy", migrations=files("dummy") / "migrations", build=build
+)
+
+
+def main() -> None:
+    asyncio.run(run_service(DEFINITION, DummySettings()))
