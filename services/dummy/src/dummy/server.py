@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import grpc
+from typing import TYPE_CHECKING
 
 from dummy.repository import EntityRepository
 from dummy.rpc.create_entity import create_entity
@@ -15,7 +13,8 @@ from dummy.rpc.update_entity import update_entity
 from dummy.v1 import dummy_pb2, dummy_pb2_grpc
 from servicekit.server import ServiceRegistration
 
-Context = grpc.aio.ServicerContext[Any, Any]
+if TYPE_CHECKING:
+    from servicekit.server import Context
 
 
 class DummyServicer(dummy_pb2_grpc.DummyServiceServicer):
