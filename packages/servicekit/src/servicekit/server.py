@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -18,6 +18,13 @@ from grpc_reflection.v1alpha import reflection
 from servicekit.errors import ServiceError, status_of
 
 logger = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    # grpc-stubs makes these generic; at run time they are plain classes.
+    Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+    _ServerInterceptor: TypeAlias = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.aio.ServerInterceptor
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,7 @@ class ServiceRegistration:
     add_to_server: Callable[[grpc.aio.Server], None]
 
 
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor[Any, Any]):
+class ErrorMappingInterceptor(_ServerInterceptor):
     """The one place where failures become gRPC status (STYLE.md, errors).
 
     A :class:`ServiceError` becomes its kind's status with its message; any other
@@ -49,7 +56,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor[Any, Any]):
         inner: Callable[[Any, Any], Awaitable[Any]] = handler.unary_unary
         method = handler_call_details.method
 
-        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        async def behavior(request: Any, context: Context) -> Any:
             try:
                 return await inner(request, context)
             except grpc.aio.AbortError:

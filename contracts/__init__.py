@@ -1,0 +1,1 @@
+"""Contracts written first: each service's proto and the suite every implementation passes."""

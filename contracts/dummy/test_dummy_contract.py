@@ -1,0 +1,257 @@
+"""The dummy service's contract: what every implementation must do, seen through gRPC only.
+
+The suite needs one fixture, ``dummy_stub``: a ``DummyServiceStub`` connected to
+the implementation under test, over a database that is empty at the start of
+each test. This repository's conftest.py provides it; so can any other runner.
+"""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import grpc
+import pytest
+
+from contracts.support import expect_status
+from dummy.v1 import dummy_pb2 as pb
+from dummy.v1.dummy_pb2_grpc import DummyServiceStub
+
+Code = grpc.StatusCode
+
+
+def new_owner() -> str:
+    return str(uuid4())
+
+
+async def create(
+    stub: DummyServiceStub, owner: str, name: str = "entity", **fields: str
+) -> pb.Entity:
+    response = await stub.CreateEntity(pb.CreateEntityRequest(owner_id=owner, name=name, **fields))
+    return response.entity
+
+
+async def test_create_then_get_returns_the_same_entity(dummy_stub: DummyServiceStub) -> None:
+    owner = new_owner()
+    created = await create(dummy_stub, owner, "  padded  ", description="about it")
+    assert created.name == "padded"
+    assert created.description == "about it"
+    assert created.owner_id == owner
+    assert created.create_time == created.update_time
+    fetched = await dummy_stub.GetEntity(pb.GetEntityRequest(owner_id=owner, id=created.id))
+    assert fetched.entity == created
+
+
+INVALID_CREATES = {
+    "owner_id missing": (pb.CreateEntityRequest(name="a"), "owner_id"),
+    "owner_id not a UUID": (pb.CreateEntityRequest(owner_id="42", name="a"), "owner_id"),
+    "name missing": (pb.CreateEntityRequest(owner_id=str(uuid4())), "name"),
+    "name blank": (pb.CreateEntityRequest(owner_id=str(uuid4()), name=" \t"), "name"),
+    "name of 201 characters": (
+        pb.CreateEntityRequest(owner_id=str(uuid4()), name="n" * 201),
+        "name",
+    ),
+    "description of 2001 characters": (
+        pb.CreateEntityRequest(owner_id=str(uuid4()), name="a", description="d" * 2001),
+        "description",
+    ),
+    "request_id not a UUID": (
+        pb.CreateEntityRequest(owner_id=str(uuid4()), name="a", request_id="retry-1"),
+        "request_id",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"), INVALID_CREATES.values(), ids=INVALID_CREATES.keys()
+)
+async def test_create_rejects_invalid_fields(
+    dummy_stub: DummyServiceStub, request_: pb.CreateEntityRequest, field: str
+) -> None:
+    await expect_status(dummy_stub.CreateEntity(request_), Code.INVALID_ARGUMENT, mentions=field)
+
+
+async def test_boundary_lengths_are_accepted(dummy_stub: DummyServiceStub) -> None:
+    created = await create(dummy_stub, new_owner(), "n" * 200, description="d" * 2000)
+    assert len(created.name) == 200
+    assert len(created.description) == 2000
+
+
+async def test_create_with_the_same_request_id_is_idempotent(dummy_stub: DummyServiceStub) -> None:
+    owner, request_id = new_owner(), str(uuid4())
+    first = await create(dummy_stub, owner, "once", request_id=request_id)
+    retried = await create(dummy_stub, owner, "once", request_id=request_id)
+    assert retried == first
+    listed = await dummy_stub.ListEntities(pb.ListEntitiesRequest(owner_id=owner))
+    assert [e.id for e in listed.entities] == [first.id]
+    # the key is scoped to its owner: another owner's create is a new entity
+    other = await create(dummy_stub, new_owner(), "once", request_id=request_id)
+    assert other.id != first.id
+
+
+TARGETING_RPCS = ["GetEntity", "UpdateEntity", "DeleteEntity"]
+
+
+def targeting_request(rpc: str, owner: str, entity_id: str) -> object:
+    if rpc == "GetEntity":
+        return pb.GetEntityRequest(owner_id=owner, id=entity_id)
+    if rpc == "UpdateEntity":
+        return pb.UpdateEntityRequest(owner_id=owner, id=entity_id, name="changed")
+    return pb.DeleteEntityRequest(owner_id=owner, id=entity_id)
+
+
+@pytest.mark.parametrize("rpc", TARGETING_RPCS)
+@pytest.mark.parametrize(
+    ("owner", "entity_id", "field"),
+    [
+        ("", str(uuid4()), "owner_id"),
+        ("x", str(uuid4()), "owner_id"),
+        (str(uuid4()), "", "id"),
+        (str(uuid4()), "1", "id"),
+    ],
+    ids=["owner_id missing", "owner_id malformed", "id missing", "id malformed"],
+)
+async def test_malformed_ids_are_invalid_argument(
+    dummy_stub: DummyServiceStub, rpc: str, owner: str, entity_id: str, field: str
+) -> None:
+    call = getattr(dummy_stub, rpc)(targeting_request(rpc, owner, entity_id))
+    await expect_status(call, Code.INVALID_ARGUMENT, mentions=field)
+
+
+@pytest.mark.parametrize("rpc", TARGETING_RPCS)
+async def test_unknown_entity_is_not_found(dummy_stub: DummyServiceStub, rpc: str) -> None:
+    call = getattr(dummy_stub, rpc)(targeting_request(rpc, new_owner(), str(uuid4())))
+    await expect_status(call, Code.NOT_FOUND)
+
+
+@pytest.mark.parametrize("rpc", TARGETING_RPCS)
+async def test_another_owners_entity_is_not_found_and_untouched(
+    dummy_stub: DummyServiceStub, rpc: str
+) -> None:
+    owner = new_owner()
+    entity = await create(dummy_stub, owner, "mine")
+    call = getattr(dummy_stub, rpc)(targeting_request(rpc, new_owner(), entity.id))
+    error = await expect_status(call, Code.NOT_FOUND)
+    # the answer is the same as for an entity that does not exist at all
+    assert "mine" not in (error.details() or "")
+    unchanged = await dummy_stub.GetEntity(pb.GetEntityRequest(owner_id=owner, id=entity.id))
+    assert unchanged.entity == entity
+
+
+async def test_update_changes_only_the_fields_set(dummy_stub: DummyServiceStub) -> None:
+    owner = new_owner()
+    entity = await create(dummy_stub, owner, "before", description="kept")
+    renamed = (
+        await dummy_stub.UpdateEntity(
+            pb.UpdateEntityRequest(owner_id=owner, id=entity.id, name="after")
+        )
+    ).entity
+    assert (renamed.name, renamed.description) == ("after", "kept")
+    assert renamed.create_time == entity.create_time
+    assert renamed.update_time.ToDatetime() >= entity.update_time.ToDatetime()
+    cleared = (
+        await dummy_stub.UpdateEntity(
+            pb.UpdateEntityRequest(owner_id=owner, id=entity.id, description="")
+        )
+    ).entity
+    assert (cleared.name, cleared.description) == ("after", "")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "n" * 201}, "name"),
+        ({"description": "d" * 2001}, "description"),
+    ],
+    ids=["nothing set", "name empty", "name too long", "description too long"],
+)
+async def test_update_rejects_invalid_changes(
+    dummy_stub: DummyServiceStub, fields: dict[str, str], field: str
+) -> None:
+    owner = new_owner()
+    entity = await create(dummy_stub, owner)
+    call = dummy_stub.UpdateEntity(pb.UpdateEntityRequest(owner_id=owner, id=entity.id, **fields))
+    await expect_status(call, Code.INVALID_ARGUMENT, mentions=field)
+
+
+async def test_delete_removes_and_a_second_delete_is_not_found(
+    dummy_stub: DummyServiceStub,
+) -> None:
+    owner = new_owner()
+    entity = await create(dummy_stub, owner)
+    await dummy_stub.DeleteEntity(pb.DeleteEntityRequest(owner_id=owner, id=entity.id))
+    await expect_status(
+        dummy_stub.GetEntity(pb.GetEntityRequest(owner_id=owner, id=entity.id)), Code.NOT_FOUND
+    )
+    await expect_status(
+        dummy_stub.DeleteEntity(pb.DeleteEntityRequest(owner_id=owner, id=entity.id)),
+        Code.NOT_FOUND,
+    )
+
+
+async def test_list_pages_in_creation_order_without_repeats_or_gaps(
+    dummy_stub: DummyServiceStub,
+) -> None:
+    owner = new_owner()
+    created = [await create(dummy_stub, owner, f"e{i}") for i in range(7)]
+    await create(dummy_stub, new_owner(), "someone else's")
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        page = await dummy_stub.ListEntities(
+            pb.ListEntitiesRequest(owner_id=owner, page_size=3, page_token=token)
+        )
+        pages += 1
+        assert len(page.entities) <= 3
+        seen.extend(e.id for e in page.entities)
+        token = page.next_page_token
+        if not token:
+            break
+        assert pages < 10, "pagination does not end"
+        # an entity created while paging does not disturb the pages already promised
+        if pages == 1:
+            created.append(await create(dummy_stub, owner, "late"))
+    assert seen == [e.id for e in created]
+    assert pages == 3
+
+
+async def test_list_of_an_owner_without_entities_is_empty(dummy_stub: DummyServiceStub) -> None:
+    page = await dummy_stub.ListEntities(pb.ListEntitiesRequest(owner_id=new_owner()))
+    assert list(page.entities) == []
+    assert page.next_page_token == ""
+
+
+async def test_list_default_page_size_is_50(dummy_stub: DummyServiceStub) -> None:
+    owner = new_owner()
+    for i in range(51):
+        await create(dummy_stub, owner, f"e{i}")
+    page = await dummy_stub.ListEntities(pb.ListEntitiesRequest(owner_id=owner))
+    assert len(page.entities) == 50
+    assert page.next_page_token
+
+
+@pytest.mark.parametrize(
+    ("page_size", "page_token"),
+    [(-1, ""), (101, ""), (0, "not a token"), (0, "eyJvIjogMX0=")],
+    ids=["negative size", "size above 100", "garbage token", "forged token"],
+)
+async def test_list_rejects_bad_paging(
+    dummy_stub: DummyServiceStub, page_size: int, page_token: str
+) -> None:
+    call = dummy_stub.ListEntities(
+        pb.ListEntitiesRequest(owner_id=new_owner(), page_size=page_size, page_token=page_token)
+    )
+    await expect_status(call, Code.INVALID_ARGUMENT, mentions="page_")
+
+
+async def test_page_token_of_another_owner_is_rejected(dummy_stub: DummyServiceStub) -> None:
+    owner = new_owner()
+    for i in range(3):
+        await create(dummy_stub, owner, f"e{i}")
+    first = await dummy_stub.ListEntities(pb.ListEntitiesRequest(owner_id=owner, page_size=1))
+    call = dummy_stub.ListEntities(
+        pb.ListEntitiesRequest(owner_id=new_owner(), page_token=first.next_page_token)
+    )
+    await expect_status(call, Code.INVALID_ARGUMENT, mentions="page_token")

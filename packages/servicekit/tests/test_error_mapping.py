@@ -1,0 +1,107 @@
+"""The one mapping from failures to gRPC status, exercised without a network."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import grpc
+import pytest
+
+from servicekit.errors import (
+    AlreadyExists,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ServiceError,
+    StorageUnavailable,
+    Unauthenticated,
+    Unavailable,
+)
+from servicekit.server import ErrorMappingInterceptor
+
+
+class Aborted(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(code, details)
+        self.code = code
+        self.details = details
+
+
+class FakeContext:
+    """Records what the interceptor aborts with, as grpc.aio's context would."""
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
+        raise Aborted(code, details)
+
+
+class Details:
+    method = "/test.v1.Test/Call"
+
+
+async def call_through_interceptor(raised: BaseException) -> Any:
+    async def behavior(request: Any, context: Any) -> Any:
+        raise raised
+
+    async def continuation(details: Any) -> grpc.RpcMethodHandler[Any, Any]:
+        return grpc.unary_unary_rpc_method_handler(behavior)
+
+    handler = await ErrorMappingInterceptor().intercept_service(continuation, Details())  # type: ignore[arg-type]
+    return await handler.unary_unary(object(), FakeContext())  # type: ignore[arg-type,misc]
+
+
+CASES: dict[str, tuple[ServiceError, grpc.StatusCode, str]] = {
+    "invalid argument names the field": (
+        InvalidArgument("owner_id", "must be a UUID"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "owner_id: must be a UUID",
+    ),
+    "not found": (NotFound("entity x not found"), grpc.StatusCode.NOT_FOUND, "entity x not found"),
+    "already exists": (AlreadyExists("taken"), grpc.StatusCode.ALREADY_EXISTS, "taken"),
+    "failed precondition": (
+        FailedPrecondition("not configured"),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "not configured",
+    ),
+    "permission denied": (PermissionDenied("no"), grpc.StatusCode.PERMISSION_DENIED, "no"),
+    "unauthenticated": (Unauthenticated("who?"), grpc.StatusCode.UNAUTHENTICATED, "who?"),
+    "unavailable": (Unavailable("down"), grpc.StatusCode.UNAVAILABLE, "down"),
+    "storage unavailable": (
+        StorageUnavailable(),
+        grpc.StatusCode.UNAVAILABLE,
+        "storage is unavailable, retry later",
+    ),
+    "deadline exceeded": (DeadlineExceeded("slow"), grpc.StatusCode.DEADLINE_EXCEEDED, "slow"),
+}
+
+
+@pytest.mark.parametrize(("error", "code", "details"), CASES.values(), ids=CASES.keys())
+async def test_service_errors_become_their_status(
+    error: ServiceError, code: grpc.StatusCode, details: str
+) -> None:
+    with pytest.raises(Aborted) as aborted:
+        await call_through_interceptor(error)
+    assert (aborted.value.code, aborted.value.details) == (code, details)
+
+
+async def test_a_subclass_of_a_kind_keeps_the_kinds_status() -> None:
+    class DummyError(ServiceError):
+        """A service's own base class sits before the kind in the MRO."""
+
+    class EntityNotFound(DummyError, NotFound):
+        pass
+
+    with pytest.raises(Aborted) as aborted:
+        await call_through_interceptor(EntityNotFound("gone"))
+    assert aborted.value.code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_an_unexpected_exception_is_internal_and_leaks_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with pytest.raises(Aborted) as aborted:
+        await call_through_interceptor(KeyError("secret column name"))
+    assert aborted.value.code == grpc.StatusCode.INTERNAL
+    assert "secret" not in aborted.value.details
+    assert "unexpected error in /test.v1.Test/Call" in caplog.text
