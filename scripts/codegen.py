@@ -70,7 +70,7 @@ def destination(service: str) -> Path:
     return SERVICES / service / "src"
 
 
-def write() -> None:
+def write(*, quiet: bool) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         scratch_root = Path(scratch)
         for generated in generate(scratch_root):
@@ -79,7 +79,8 @@ def write() -> None:
             target = destination(service) / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(generated, target)
-            print(f"generated {target.relative_to(ROOT)}")
+            if not quiet:
+                print(f"generated {target.relative_to(ROOT)}")
 
 
 def check() -> int:
@@ -110,10 +111,11 @@ def check() -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when generated code is stale")
+    parser.add_argument("--quiet", action="store_true", help="do not list the files written")
     args = parser.parse_args()
     if args.check:
         return check()
-    write()
+    write(quiet=args.quiet)
     return 0
 
 

@@ -1,0 +1,30 @@
+# The commands a newcomer needs; each one sets up what it depends on.
+#   make dev     start the whole backend locally (embedded Postgres, no Docker)
+#   make test    run the whole test suite
+#   make check   lint, format check, strict types, generated-code freshness
+.PHONY: setup generate dev test check
+
+export UV_PYTHON_DOWNLOADS := never
+# uv from PATH, or installed from PyPI into .tools/ (no root, no global change) when missing.
+UV := $(shell command -v uv 2>/dev/null || echo "$(CURDIR)/.tools/bin/uv")
+
+$(UV):
+	python3 -m pip install --quiet --disable-pip-version-check --target "$(CURDIR)/.tools" uv
+
+setup: $(UV)
+	$(UV) sync --locked
+	$(UV) run python scripts/codegen.py --quiet
+
+generate: setup
+
+dev: setup
+	$(UV) run python scripts/dev.py
+
+test: setup
+	$(UV) run pytest $(PYTEST_ARGS)
+
+check: setup
+	$(UV) run python scripts/codegen.py --check
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy .
