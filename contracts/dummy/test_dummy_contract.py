@@ -7,6 +7,7 @@ each test. This repository's conftest.py provides it; so can any other runner.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 import grpc
@@ -14,7 +15,10 @@ import pytest
 
 from contracts.support import expect_status
 from dummy.v1 import dummy_pb2 as pb
-from dummy.v1.dummy_pb2_grpc import DummyServiceStub
+
+if TYPE_CHECKING:
+    # the stub's asyncio flavour only exists for the type checker
+    from dummy.v1.dummy_pb2_grpc import DummyServiceAsyncStub as DummyServiceStub
 
 Code = grpc.StatusCode
 
