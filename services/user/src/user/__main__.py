@@ -1,0 +1,3 @@
+from user.main import main
+
+main()

@@ -1,0 +1,28 @@
+"""Start the user service: the composition root (settings, pool, repository, server)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from importlib.resources import files
+
+import asyncpg
+
+from servicekit.runner import ServiceDefinition, run_service
+from servicekit.server import ServiceRegistration
+from user.repository import PostgresUserRepository
+from user.server import registration
+from user.settings import UserSettings
+
+
+def build(pool: asyncpg.Pool, settings: UserSettings) -> Sequence[ServiceRegistration]:
+    return [registration(PostgresUserRepository(pool))]
+
+
+DEFINITION = ServiceDefinition[UserSettings](
+    name="user", migrations=files("user") / "migrations", build=build
+)
+
+
+def main() -> None:
+    asyncio.run(run_service(DEFINITION, UserSettings()))
