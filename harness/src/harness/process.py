@@ -1,0 +1,149 @@
+"""A service run as a local process: started, awaited until it serves, stopped or killed.
+
+Plain code, usable without pytest (scripts/dev.py uses it too). The service is
+started with ``python -m <module>`` and gRPC port 0; it announces the port it
+bound in its JSON "serving" log line, which this class reads from the child's
+stderr (no port is picked in advance, so two runs never race for one). Every
+line is also kept in a log file and in memory, so a failure can show the tail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+LOG_TAIL_LINES = 200
+
+
+class ServiceStartError(HarnessError):
+    """A service process exited or stayed silent before it started serving."""
+
+
+@dataclass
+class ServiceProcess:
+    """One service process. ``start()`` returns once the service serves on ``port``."""
+
+    name: str
+    module: str
+    env: dict[str, str]
+    log_path: Path
+    start_timeout: float = 30.0
+    port: int | None = None
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES), repr=False)
+    _serving: threading.Event = field(default_factory=threading.Event, repr=False)
+    _reader: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def address(self) -> str:
+        if self.port is None:
+            raise HarnessError(f"{self.name} is not serving")
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def start(self) -> None:
+        self._serving.clear()
+        self.port = None
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            [sys.executable, "-m", self.module],
+            env={**os.environ, **self.env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the child
+        )
+        self._reader = threading.Thread(
+            target=self._read_output, name=f"{self.name}-log", daemon=True
+        )
+        self._reader.start()
+        # The reader sets the event on the "serving" line, or when the output ends
+        # (the process died): either way the wait ends without polling.
+        if not self._serving.wait(self.start_timeout) or self.port is None:
+            code = self._process.poll()
+            self.kill()
+            what = f"exited with code {code}" if code is not None else "did not serve in time"
+            raise ServiceStartError(
+                f"{self.name} ({' '.join(['python', '-m', self.module])}) {what} "
+                f"after {self.start_timeout}s.\n"
+                f"Last log lines ({self.log_path}):\n{self.log_tail(30)}\n"
+                "Remedy: read the log above; check the service's *_DATABASE_URL and that "
+                "the generated code exists (`make setup`)."
+            )
+
+    def _read_output(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        with self.log_path.open("ab") as log:
+            for raw in self._process.stdout:
+                log.write(raw)
+                log.flush()
+                line = raw.decode(errors="replace").rstrip("\n")
+                self._tail.append(line)
+                if self.port is None and '"serving"' in line:
+                    self.port = _serving_port(line)
+                    self._serving.set()
+        self._serving.set()  # output ended: the process is gone
+
+    def log_tail(self, lines: int = 50) -> str:
+        return "\n".join(list(self._tail)[-lines:])
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM (graceful drain), then SIGKILL if still alive after ``timeout``."""
+        if self._process is None:
+            return None
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        return self._finish()
+
+    def kill(self) -> int | None:
+        """SIGKILL: the crash a fault test wants."""
+        if self._process is None:
+            return None
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        return self._finish()
+
+    def _finish(self) -> int | None:
+        assert self._process is not None
+        code = self._process.returncode
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        self.port = None
+        return code
+
+    def __enter__(self) -> ServiceProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _serving_port(line: str) -> int | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    port = record.get("port") if isinstance(record, dict) else None
+    return port if isinstance(port, int) else None
