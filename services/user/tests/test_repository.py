@@ -21,7 +21,7 @@ from user.repository import InMemoryUserRepository, PostgresUserRepository, User
 MISSING = UUID("00000000-0000-4000-8000-00000000dead")
 
 
-@pytest.fixture(params=["postgres", "in-memory"])
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.integration), "in-memory"])
 def repository(request: pytest.FixtureRequest) -> UserRepository:
     if request.param == "postgres":
         pool: asyncpg.Pool = request.getfixturevalue("user_pool")
