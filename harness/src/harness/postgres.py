@@ -198,7 +198,7 @@ def _pg_config_bindir(path: str) -> tuple[Path | None, str]:
     if pg_config is None:
         return None, "no pg_config on PATH"
     try:
-        result = subprocess.run(  # noqa: S603 - a program found on PATH, fixed arguments
+        result = subprocess.run(
             [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
         )
     except (OSError, subprocess.SubprocessError) as error:
@@ -286,7 +286,7 @@ def _run(
     command: Sequence[str], run_as: RunAs | None, timeout: float, cwd: Path | None = None
 ) -> str:
     """Run a PostgreSQL program, as ``run_as`` if given; return its combined output."""
-    result = subprocess.run(  # noqa: S603 - our own binaries, arguments built by us
+    result = subprocess.run(
         list(command),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -491,7 +491,7 @@ def _start(
         ]
         log_path = directory / "postgres.log"
         with log_path.open("ab") as log:
-            process = subprocess.Popen(  # noqa: S603 - our own binary, arguments built by us
+            process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

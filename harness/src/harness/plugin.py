@@ -1,0 +1,48 @@
+"""The pytest plugin ``harness`` (entry point ``pytest11``): options, marker, header, fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import config as _config
+from harness.fixtures import (
+    clean_databases,
+    harness_config,
+    harness_databases,
+    postgres_binaries,
+    postgres_databases,
+    postgres_server,
+)
+
+__all__ = [
+    "clean_databases",
+    "harness_config",
+    "harness_databases",
+    "postgres_databases",
+    "postgres_server",
+]
+
+MARKERS = (
+    "integration: the test runs real infrastructure (Postgres, service processes or "
+    "containers); deselect with -m 'not integration'",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    _config.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    _config.configure(config)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = _config.get_config(config)
+    try:
+        binaries = postgres_binaries(config)
+        postgres = f"PostgreSQL {binaries.version} in {binaries.bindir} ({binaries.found_by})"
+    except Exception as error:  # the header must not fail a run that may never need Postgres
+        postgres = f"PostgreSQL not usable: {str(error).splitlines()[0]}"
+    return [f"harness: {postgres}", f"harness: db reset strategy: {settings.db_reset}"]
