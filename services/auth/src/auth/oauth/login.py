@@ -32,7 +32,8 @@ class LoginStart:
     """What StartOauthLogin answers; the caller keeps ``state`` and ``code_verifier``."""
 
     authorization_url: str
-    state: str = field(repr=False)
+    state: str
+    # The state is in the URL anyway; the verifier must never leave the caller's keeping.
     code_verifier: str = field(repr=False)
 
 
