@@ -315,6 +315,20 @@ async def test_empty_code_is_invalid_argument_without_any_call(
             id="token-without-access-token",
         ),
         pytest.param(
+            "token",
+            httpx.Response(200, json={"access_token": "gho_x\r\nX-Injected: 1"}),
+            ProviderRejected,
+            "github rejected the login: it gave an invalid answer",
+            id="token-access-token-with-newline",
+        ),
+        pytest.param(
+            "token",
+            httpx.Response(200, json={"access_token": "gho_ä"}),
+            ProviderRejected,
+            "github rejected the login: it gave an invalid answer",
+            id="token-access-token-non-ascii",
+        ),
+        pytest.param(
             "user",
             httpx.ReadTimeout,
             ProviderUnavailable,

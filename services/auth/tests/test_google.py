@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -261,6 +262,21 @@ async def test_keys_are_fetched_once_and_cached(
     await login(google, fake_google)
     await login(google, fake_google)
 
+    assert route(fake_google.jwks_route).call_count == 1
+
+
+async def test_concurrent_logins_share_one_key_fetch(
+    google: GoogleProvider, fake_google: FakeGoogle
+) -> None:
+    async def slow_jwks(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0)  # let the other logins reach the cache meanwhile
+        return fake_google.handle_jwks(request)
+
+    route(fake_google.jwks_route).mock(side_effect=slow_jwks)
+
+    identities = await asyncio.gather(*(login(google, fake_google) for _ in range(5)))
+
+    assert {identity.email for identity in identities} == {"ada@example.com"}
     assert route(fake_google.jwks_route).call_count == 1
 
 

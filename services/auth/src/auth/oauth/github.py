@@ -8,6 +8,7 @@ primary verified address from ``GET /user/emails``; without one the login is rej
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 SCOPE = "read:user user:email"
 API_VERSION = "2022-11-28"
 NO_VERIFIED_EMAIL = "the account has no verified e-mail address"
+_TOKEN_CHARACTERS = re.compile(r"[\x21-\x7e]{1,1024}")
 
 
 class GitHubSettings(ProviderSettings):
@@ -112,7 +114,8 @@ class GitHubProvider:
                 Provider.GITHUB, "the authorization code was refused", detail=f"error {error!r}"
             )
         access_token = body.get("access_token")
-        if not isinstance(access_token, str) or not access_token:
+        # It goes into a header: printable ASCII without spaces, or it is not a token.
+        if not isinstance(access_token, str) or not _TOKEN_CHARACTERS.fullmatch(access_token):
             raise ProviderRejected(
                 Provider.GITHUB, _http.INVALID_ANSWER, detail="token response without access_token"
             )

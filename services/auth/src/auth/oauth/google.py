@@ -239,7 +239,8 @@ class JwksCache:
     """A provider's signing keys, fetched on first use, kept for ``ttl``.
 
     Concurrent callers share one fetch; :meth:`refetch` fetches again unless another
-    caller already replaced the stale set.
+    caller already replaced the stale set. A failed fetch is not remembered (the next
+    login tries again) and expired keys are not served while the provider is down.
     """
 
     def __init__(
