@@ -1,0 +1,104 @@
+"""A run killed with SIGKILL leaves its server behind; the next run reaps it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.postgres import (
+    _process_alive,
+    find_postgres_binaries,
+    reap_stale_servers,
+    run_postgres,
+)
+
+INI = """
+[pytest]
+addopts = --strict-markers --strict-config -p no:cacheprovider
+asyncio_default_fixture_loop_scope = session
+filterwarnings = error
+"""
+
+HOLD_SERVER = """
+import json
+import threading
+
+
+def test_hold_the_server_until_killed(postgres_server):
+    announcement = {"pid": postgres_server.pid, "directory": str(postgres_server.directory)}
+    print("HARNESS-SERVER", json.dumps(announcement), flush=True)
+    threading.Event().wait(120)
+"""
+
+USE_SERVER = """
+def test_uses_a_server(postgres_server):
+    assert postgres_server.port > 0
+"""
+
+
+def wait_for_announcement(process: subprocess.Popen[bytes], timeout: float) -> dict[str, object]:
+    """The server the run announces on stdout, read as soon as it is printed."""
+    assert process.stdout is not None
+    # Raw reads: a buffered readline could hold the announcement while select() waits.
+    descriptor = process.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    output = b""
+    while (remaining := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([descriptor], [], [], remaining)
+        chunk = os.read(descriptor, 65536) if readable else b""
+        if not chunk:  # timed out, or the run ended without announcing
+            break
+        output += chunk
+        announced = re.search(rb"HARNESS-SERVER (\{.*\})\n", output)
+        if announced:
+            announcement: dict[str, object] = json.loads(announced[1])
+            return announcement
+    raise AssertionError("the run never announced its server:\n" + output.decode(errors="replace"))
+
+
+def shared_memory_ids() -> set[int]:
+    lines = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    return {int(line.split()[1]) for line in lines}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inspects /proc")
+def test_the_next_run_reaps_a_killed_runs_server(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(test_hold=HOLD_SERVER, test_after=USE_SERVER)
+    with pytester.popen(
+        [sys.executable, "-m", "pytest", "-s", "test_hold.py"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    ) as killed_run:
+        try:
+            announcement = wait_for_announcement(killed_run, timeout=60)
+        finally:
+            killed_run.kill()  # SIGKILL: no teardown runs, the server is orphaned
+    pid, directory = int(str(announcement["pid"])), Path(str(announcement["directory"]))
+    shm_id = int((directory / "data" / "postmaster.pid").read_text().splitlines()[6].split()[1])
+    assert _process_alive(pid), "the killed run's server should outlive it"
+    assert shm_id in shared_memory_ids()
+
+    result = pytester.runpytest("test_after.py")
+
+    result.assert_outcomes(passed=1)
+    assert not _process_alive(pid), "the leftover server was not killed"
+    assert not directory.exists(), "the leftover directory was not deleted"
+    assert shm_id not in shared_memory_ids(), "the leftover shared memory was not removed"
+
+
+def test_a_live_runs_server_is_not_reaped() -> None:
+    with run_postgres(find_postgres_binaries()) as server:
+        reaped = reap_stale_servers()
+
+        assert server.directory not in reaped
+        assert server.directory.exists()
+        assert _process_alive(server.pid)
