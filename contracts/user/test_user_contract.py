@@ -12,6 +12,7 @@ UNKNOWN or INTERNAL.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
 import grpc
@@ -19,7 +20,10 @@ import pytest
 
 from contracts.support import expect_status
 from user.v1 import user_pb2 as pb
-from user.v1.user_pb2_grpc import UserServiceStub
+
+if TYPE_CHECKING:
+    # the stub's asyncio flavour only exists for the type checker
+    from user.v1.user_pb2_grpc import UserServiceAsyncStub as UserServiceStub
 
 Code = grpc.StatusCode
 

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from typing import Generic, TypeVar
@@ -34,7 +35,9 @@ class ServiceDefinition(Generic[S]):
     name: str
     migrations: Traversable
     # Builds the servicers from the pool and settings: the service's composition root.
-    build: Callable[[asyncpg.Pool, S], Sequence[ServiceRegistration]]
+    # Resources it opens (an HTTP client, say) go on the exit stack, which is closed
+    # after the server has drained.
+    build: Callable[[asyncpg.Pool, S, AsyncExitStack], Sequence[ServiceRegistration]]
 
 
 async def run_service(definition: ServiceDefinition[S], settings: S) -> None:
@@ -49,20 +52,22 @@ async def run_service(definition: ServiceDefinition[S], settings: S) -> None:
     try:
         async with pool.acquire() as connection:
             await apply_migrations(connection, load_migrations(definition.migrations))
-        server = create_server(
-            f"{settings.grpc_host}:{settings.grpc_port}", definition.build(pool, settings)
-        )
-        await server.start()
-        # One parseable line that launchers (the harness, scripts/dev.py) wait for.
-        logger.info(
-            "serving",
-            extra={"grpc_address": f"{settings.grpc_host}:{server.port}", "port": server.port},
-        )
-        await _wait_for_stop_signal()
-        logger.info(
-            "stopping: draining in-flight calls for up to %ss", settings.shutdown_grace_seconds
-        )
-        await server.stop(settings.shutdown_grace_seconds)
+        async with AsyncExitStack() as resources:
+            server = create_server(
+                f"{settings.grpc_host}:{settings.grpc_port}",
+                definition.build(pool, settings, resources),
+            )
+            await server.start()
+            # One parseable line that launchers (the harness, scripts/dev.py) wait for.
+            logger.info(
+                "serving",
+                extra={"grpc_address": f"{settings.grpc_host}:{server.port}", "port": server.port},
+            )
+            await _wait_for_stop_signal()
+            logger.info(
+                "stopping: draining in-flight calls for up to %ss", settings.shutdown_grace_seconds
+            )
+            await server.stop(settings.shutdown_grace_seconds)
     finally:
         await pool.close()
     logger.info("stopped")

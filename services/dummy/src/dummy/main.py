@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from importlib.resources import files
 
 import asyncpg
@@ -15,7 +16,9 @@ from servicekit.runner import ServiceDefinition, run_service
 from servicekit.server import ServiceRegistration
 
 
-def build(pool: asyncpg.Pool, settings: DummySettings) -> Sequence[ServiceRegistration]:
+def build(
+    pool: asyncpg.Pool, settings: DummySettings, resources: AsyncExitStack
+) -> Sequence[ServiceRegistration]:
     return [registration(PostgresEntityRepository(pool))]
 
 

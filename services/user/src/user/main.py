@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from importlib.resources import files
 
 import asyncpg
@@ -15,7 +16,9 @@ from user.server import registration
 from user.settings import UserSettings
 
 
-def build(pool: asyncpg.Pool, settings: UserSettings) -> Sequence[ServiceRegistration]:
+def build(
+    pool: asyncpg.Pool, settings: UserSettings, resources: AsyncExitStack
+) -> Sequence[ServiceRegistration]:
     return [registration(PostgresUserRepository(pool))]
 
 

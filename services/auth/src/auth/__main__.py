@@ -1,0 +1,3 @@
+from auth.main import main
+
+main()
