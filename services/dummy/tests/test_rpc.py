@@ -220,6 +220,16 @@ LIST_FAILURES = {
         pb.ListEntitiesRequest(owner_id=str(OWNER), page_token="aGVsbG8="),
         Failure(InvalidArgument, "page_token"),
     ),
+    "token with wrong field types": (
+        pb.ListEntitiesRequest(
+            owner_id=str(OWNER), page_token="eyJvIjogMSwgInQiOiBbXSwgImkiOiBudWxsfQ=="
+        ),
+        Failure(InvalidArgument, "page_token"),
+    ),
+    "token of a JSON list": (
+        pb.ListEntitiesRequest(owner_id=str(OWNER), page_token="WzEsIDJd"),
+        Failure(InvalidArgument, "page_token"),
+    ),
     "token of another owner": (
         pb.ListEntitiesRequest(
             owner_id=str(OWNER),

@@ -27,14 +27,23 @@ def encode_page_token(owner_id: UUID, cursor: PageCursor) -> str:
 
 
 def decode_page_token(owner_id: UUID, token: str) -> PageCursor:
+    invalid = InvalidArgument("page_token", "is not a token returned by ListEntities")
     try:
         payload = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (binascii.Error, ValueError, UnicodeError):
+        raise invalid from None
+    # Whatever was decoded came from the caller: check every field's type before use.
+    if not isinstance(payload, dict) or not all(
+        isinstance(payload.get(key), str) for key in ("o", "t", "i")
+    ):
+        raise invalid
+    try:
         token_owner = UUID(payload["o"])
         cursor = PageCursor(datetime.fromisoformat(payload["t"]), UUID(payload["i"]))
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError):
-        raise InvalidArgument("page_token", "is not a token returned by ListEntities") from None
+    except ValueError:
+        raise invalid from None
     if token_owner != owner_id or cursor.created_at.tzinfo is None:
-        raise InvalidArgument("page_token", "is not a token returned by ListEntities")
+        raise invalid
     return cursor
 
 

@@ -1,0 +1,212 @@
+"""This repository's harness wiring: its databases, and its services for the contract suites.
+
+The contract suites in contracts/ ask for a stub (``dummy_stub``, ``user_stub``,
+``auth_stub``) and nothing else. Here each stub reaches the real service, started
+in-process on a free port over its real repository and the harness's Postgres; each
+test starts from empty databases. The OAuth providers the auth service talks to
+are the HTTP-level fakes of fixtures/oauth.py, reached through an in-memory
+transport.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from importlib.resources import files
+from typing import TYPE_CHECKING
+
+import asyncpg
+import grpc
+import httpx
+import pytest
+
+from auth.oauth import GitHubSettings, GoogleSettings, Providers, build_providers
+from auth.repository import PostgresOauthAccountRepository, PostgresSessionRepository
+from auth.server import AuthDependencies
+from auth.server import registration as auth_registration
+from dummy.repository import PostgresEntityRepository
+from dummy.server import registration as dummy_registration
+from fixtures.oauth import FakeGitHub, FakeGoogle
+from harness import DatabaseSpec
+from harness.databases import CleanStrategy, Databases
+from servicekit.migrations import migrate
+from servicekit.server import ServiceRegistration, create_server
+from user.repository import PostgresUserRepository
+from user.server import registration as user_registration
+
+if TYPE_CHECKING:
+    from auth.v1.auth_pb2_grpc import AuthServiceAsyncStub
+    from dummy.v1.dummy_pb2_grpc import DummyServiceAsyncStub
+    from user.v1.user_pb2_grpc import UserServiceAsyncStub
+
+from auth.v1 import auth_pb2, auth_pb2_grpc
+from dummy.v1 import dummy_pb2_grpc
+from user.v1 import user_pb2_grpc
+
+SERVICES = ("auth", "user", "dummy")
+
+
+@pytest.fixture(scope="session")
+def harness_databases() -> list[DatabaseSpec]:
+    """One database per service, migrated by the service's own migrations."""
+    return [
+        DatabaseSpec(name, functools.partial(migrate, folder=files(name) / "migrations"))
+        for name in SERVICES
+    ]
+
+
+@pytest.fixture(scope="session")
+async def service_pools(postgres_databases: Databases) -> AsyncIterator[dict[str, asyncpg.Pool]]:
+    pools = {
+        name: await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+        for name, dsn in postgres_databases.dsns.items()
+    }
+    yield pools
+    for pool in pools.values():
+        await pool.close()
+
+
+@pytest.fixture
+async def clean_service_state(
+    clean_databases: Mapping[str, str],
+    postgres_databases: Databases,
+    service_pools: dict[str, asyncpg.Pool],
+) -> None:
+    """Empty databases for this test, and pools that only hold connections to them."""
+    if postgres_databases.strategy is CleanStrategy.CLONE:
+        # the databases were dropped and re-created: old connections point at nothing
+        for pool in service_pools.values():
+            await pool.expire_connections()
+
+
+async def serve_in_process(
+    registrations: Sequence[ServiceRegistration],
+) -> AsyncIterator[grpc.aio.Channel]:
+    server = create_server("127.0.0.1:0", registrations)
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield channel
+    await server.stop(grace=0)
+
+
+@pytest.fixture(scope="session")
+async def dummy_channel(service_pools: dict[str, asyncpg.Pool]) -> AsyncIterator[grpc.aio.Channel]:
+    repository = PostgresEntityRepository(service_pools["dummy"])
+    async for channel in serve_in_process([dummy_registration(repository)]):
+        yield channel
+
+
+@pytest.fixture(scope="session")
+async def user_channel(service_pools: dict[str, asyncpg.Pool]) -> AsyncIterator[grpc.aio.Channel]:
+    repository = PostgresUserRepository(service_pools["user"])
+    async for channel in serve_in_process([user_registration(repository)]):
+        yield channel
+
+
+@pytest.fixture(scope="session")
+def fake_google() -> FakeGoogle:
+    return FakeGoogle()
+
+
+@pytest.fixture(scope="session")
+def fake_github() -> FakeGitHub:
+    return FakeGitHub()
+
+
+@pytest.fixture(scope="session")
+async def provider_http(
+    fake_google: FakeGoogle, fake_github: FakeGitHub
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client whose every request is answered by the provider fakes."""
+    google_host = httpx.URL(fake_google.token_endpoint).host
+
+    def route(request: httpx.Request) -> httpx.Response:
+        fake = fake_google if request.url.host == google_host else fake_github
+        return fake.handle(request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(route)) as http:
+        yield http
+
+
+async def serve_auth(
+    pools: dict[str, asyncpg.Pool], providers: Providers
+) -> AsyncIterator[grpc.aio.Channel]:
+    dependencies = AuthDependencies(
+        sessions=PostgresSessionRepository(pools["auth"]),
+        accounts=PostgresOauthAccountRepository(pools["auth"]),
+        providers=providers,
+    )
+    async for channel in serve_in_process([auth_registration(dependencies)]):
+        yield channel
+
+
+@pytest.fixture(scope="session")
+async def auth_channel(
+    service_pools: dict[str, asyncpg.Pool],
+    provider_http: httpx.AsyncClient,
+    fake_google: FakeGoogle,
+    fake_github: FakeGitHub,
+) -> AsyncIterator[grpc.aio.Channel]:
+    providers = build_providers(
+        provider_http, google=fake_google.settings(), github=fake_github.settings()
+    )
+    async for channel in serve_auth(service_pools, providers):
+        yield channel
+
+
+@pytest.fixture(scope="session")
+async def auth_without_providers_channel(
+    service_pools: dict[str, asyncpg.Pool], provider_http: httpx.AsyncClient
+) -> AsyncIterator[grpc.aio.Channel]:
+    providers = build_providers(
+        provider_http,
+        google=GoogleSettings(client_id="", client_secret=""),
+        github=GitHubSettings(client_id="", client_secret=""),
+    )
+    async for channel in serve_auth(service_pools, providers):
+        yield channel
+
+
+# ---------------------------------------------------------------- what the contracts ask for
+
+
+@pytest.fixture
+def dummy_stub(dummy_channel: grpc.aio.Channel, clean_service_state: None) -> DummyServiceAsyncStub:
+    return dummy_pb2_grpc.DummyServiceStub(dummy_channel)
+
+
+@pytest.fixture
+def user_stub(user_channel: grpc.aio.Channel, clean_service_state: None) -> UserServiceAsyncStub:
+    return user_pb2_grpc.UserServiceStub(user_channel)
+
+
+@pytest.fixture
+def user_pool(service_pools: dict[str, asyncpg.Pool], clean_service_state: None) -> asyncpg.Pool:
+    return service_pools["user"]
+
+
+@pytest.fixture
+def auth_stub(auth_channel: grpc.aio.Channel, clean_service_state: None) -> AuthServiceAsyncStub:
+    return auth_pb2_grpc.AuthServiceStub(auth_channel)
+
+
+@pytest.fixture
+def auth_stub_without_providers(
+    auth_without_providers_channel: grpc.aio.Channel, clean_service_state: None
+) -> AuthServiceAsyncStub:
+    """An auth service on which no OAuth provider is configured."""
+    return auth_pb2_grpc.AuthServiceStub(auth_without_providers_channel)
+
+
+@pytest.fixture
+def oauth_consent(
+    fake_google: FakeGoogle, fake_github: FakeGitHub
+) -> Callable[[auth_pb2.Provider.ValueType, str], str]:
+    """The user consents at the provider: authorization URL in, callback code out."""
+
+    def consent(provider: auth_pb2.Provider.ValueType, authorization_url: str) -> str:
+        if provider == auth_pb2.PROVIDER_GOOGLE:
+            return fake_google.authorize(authorization_url)
+        return fake_github.authorize(authorization_url)
+
+    return consent
