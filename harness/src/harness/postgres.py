@@ -50,12 +50,15 @@ REQUIRED_PROGRAMS = ("postgres", "initdb")
 
 # The data is thrown away after the run: durability only costs time. Dynamic shared
 # memory goes to files in the data directory (not /dev/shm) so that a killed server
-# leaves nothing outside the directory the reaper deletes.
+# leaves nothing outside the directory the reaper deletes. WAL is capped because the
+# directory is usually in RAM (see default_tmp_root).
 THROWAWAY_SETTINGS: Mapping[str, str] = {
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "max_connections": "200",
+    "max_wal_size": "256MB",
+    "min_wal_size": "32MB",
     "dynamic_shared_memory_type": "mmap",
     "jit": "off",
     "logging_collector": "off",
@@ -76,6 +79,11 @@ REMEDY = (
     "(`apt-get install postgresql`), or point --harness-postgres-bin "
     "(ini: harness_postgres_bin) at a directory holding postgres and initdb"
 )
+
+RAM_DISK = Path("/dev/shm")  # noqa: S108 - only mkdtemp (private, unique) is used in it
+# Room for a few servers' clusters (~40 MB each) and their capped WAL; Docker's default
+# 64 MB /dev/shm is too small and falls back to the temp dir.
+RAM_DISK_MIN_FREE = 1 << 30
 
 _OWNER_NAME = re.compile(rf"^{re.escape(DIR_PREFIX)}(?P<pid>\d+)-(?P<start>\d+)-")
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(?P<version>\d+\S*)")
@@ -424,15 +432,16 @@ def run_postgres(
     """Start a throwaway server, yield it, stop it and delete every file it had.
 
     ``label`` goes into the temporary directory's name (the xdist worker, say);
-    ``settings`` are extra ``postgresql.conf`` settings over :data:`THROWAWAY_SETTINGS`.
+    ``settings`` are extra ``postgresql.conf`` settings over :data:`THROWAWAY_SETTINGS`;
+    the directory goes under ``tmp_root``, by default :func:`default_tmp_root`.
     """
     if binaries.major < OLDEST_SUPPORTED_MAJOR:
         raise PostgresStartError(
             f"PostgreSQL {binaries.version} in {binaries.bindir} is older than "
             f"{OLDEST_SUPPORTED_MAJOR}, the oldest the harness supports. Remedy: {REMEDY}."
         )
-    root = tmp_root or Path(tempfile.gettempdir())
-    reap_stale_servers(root)
+    root = tmp_root or default_tmp_root()
+    reap_stale_servers([root] if tmp_root else None)
     run_as = RunAs.when_root()
     with contextlib.ExitStack() as cleanup:
         directory = _make_owned_directory(root, label, run_as)
@@ -595,15 +604,36 @@ def _stop_server(process: subprocess.Popen[bytes], data_dir: Path, timeout: floa
 # ------------------------------------------------------------------------ the reaper
 
 
-def reap_stale_servers(tmp_root: Path | None = None) -> list[Path]:
+def default_tmp_root() -> Path:
+    """Where server directories go: ``$HARNESS_TMPDIR``, else /dev/shm when it is roomy,
+    else the temp dir.
+
+    Why RAM: TRUNCATE and CREATE DATABASE create and delete files; on a journaling disk
+    file system that makes them several times slower (scripts/bench_postgres.py).
+    """
+    if explicit := os.environ.get("HARNESS_TMPDIR"):
+        return Path(explicit)
+    try:
+        room = os.statvfs(RAM_DISK)
+        if os.access(RAM_DISK, os.W_OK) and room.f_bavail * room.f_frsize >= RAM_DISK_MIN_FREE:
+            return RAM_DISK
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir())
+
+
+def reap_stale_servers(roots: Sequence[Path] | None = None) -> list[Path]:
     """Kill the servers of runs that died without stopping them, and delete their files.
 
     A directory is stale when the process named in it (pid and start time, so a reused
-    pid does not keep it alive) is gone. Returns the directories reaped.
+    pid does not keep it alive) is gone. ``roots`` defaults to every place
+    :func:`default_tmp_root` may choose. Returns the directories reaped.
     """
-    root = tmp_root or Path(tempfile.gettempdir())
+    if roots is None:
+        roots = sorted({default_tmp_root(), RAM_DISK, Path(tempfile.gettempdir())})
+    candidates = [directory for root in roots for directory in root.glob(f"{DIR_PREFIX}*")]
     reaped: list[Path] = []
-    for directory in root.glob(f"{DIR_PREFIX}*"):
+    for directory in candidates:
         owner = _OWNER_NAME.match(directory.name)
         if owner is None or _process_alive(int(owner["pid"]), int(owner["start"])):
             continue
