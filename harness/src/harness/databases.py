@@ -146,7 +146,11 @@ class Databases:
             await self._clone(spec)
             if self.strategy is CleanStrategy.RESET:
                 connection = await self._connect(spec.name)
-                statement = await _reset_statement(connection, spec)
+                try:
+                    statement = await _reset_statement(connection, spec)
+                except BaseException:
+                    await connection.close()
+                    raise
                 if statement is None:  # nothing to empty: no need to hold a connection either
                     await connection.close()
                 else:
@@ -161,11 +165,12 @@ class Databases:
         try:
             await spec.migrate(self.server.dsn(spec.template))
         except Exception as error:
-            error.add_note(f"Server log ({self.server.log_path}):\n{self.server.log_tail(15)}")
-            raise DatabaseSetupError(
+            failure = DatabaseSetupError(
                 f"migrating database {spec.name!r} (template {spec.template!r}) failed: "
                 f"{type(error).__name__}: {error}"
-            ) from error
+            )
+            failure.add_note(f"Server log ({self.server.log_path}):\n{self.server.log_tail(15)}")
+            raise failure from error
         # A connection the migration left open would make every CREATE DATABASE from this
         # template fail ("source database is being accessed by other users"): cut them, and
         # refuse new ones.
