@@ -9,6 +9,7 @@ line is also kept in a log file and in memory, so a failure can show the tail.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -57,7 +58,7 @@ class ServiceProcess:
         self._serving.clear()
         self.port = None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        self._process = subprocess.Popen(
             [sys.executable, "-m", self.module],
             env={**os.environ, **self.env},
             stdin=subprocess.DEVNULL,
@@ -71,22 +72,30 @@ class ServiceProcess:
         self._reader.start()
         # The reader sets the event on the "serving" line, or when the output ends
         # (the process died): either way the wait ends without polling.
-        if not self._serving.wait(self.start_timeout) or self.port is None:
-            code = self._process.poll()
+        output_ended_or_serving = self._serving.wait(self.start_timeout)
+        if self.port is None:
+            code = None
+            if output_ended_or_serving:  # the output ended: the process is exiting
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    code = self._process.wait(timeout=5)
             self.kill()
-            what = f"exited with code {code}" if code is not None else "did not serve in time"
+            what = (
+                f"exited with code {code}"
+                if code is not None
+                else f"did not serve within {self.start_timeout}s"
+            )
             raise ServiceStartError(
-                f"{self.name} ({' '.join(['python', '-m', self.module])}) {what} "
-                f"after {self.start_timeout}s.\n"
+                f"{self.name} (python -m {self.module}) {what}.\n"
                 f"Last log lines ({self.log_path}):\n{self.log_tail(30)}\n"
                 "Remedy: read the log above; check the service's *_DATABASE_URL and that "
                 "the generated code exists (`make setup`)."
             )
 
     def _read_output(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        with self.log_path.open("ab") as log:
-            for raw in self._process.stdout:
+        assert self._process is not None
+        assert self._process.stdout is not None
+        with self._process.stdout as output, self.log_path.open("ab") as log:
+            for raw in output:
                 log.write(raw)
                 log.flush()
                 line = raw.decode(errors="replace").rstrip("\n")

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 from tenacity import (
     AsyncRetrying,
-    before_sleep_log,
+    RetryCallState,
     retry_if_exception_type,
     stop_after_delay,
     wait_exponential,
@@ -54,7 +54,7 @@ async def create_pool(
         stop=stop_after_delay(connect_timeout),
         wait=wait_exponential(multiplier=0.05, max=2),
         retry=retry_if_exception_type(CONNECTION_ERRORS),
-        before_sleep=before_sleep_log(logger, logging.WARNING),
+        before_sleep=_log_retry,
         reraise=True,
     ):
         with attempt:
@@ -66,6 +66,17 @@ async def create_pool(
                 timeout=min(connect_timeout, 10.0),
             )
     raise AssertionError("unreachable: tenacity reraises the last error")
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0.0
+    logger.warning(
+        "database not reachable yet (%s: %s); retrying in %.2fs",
+        type(error).__name__,
+        error,
+        wait,
+    )
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from importlib.resources.abc import Traversable
 from typing import Generic, TypeVar
 
 import asyncpg
+from pydantic import ValidationError
 
 from servicekit.logging import configure_logging
 from servicekit.migrations import apply_migrations, load_migrations
@@ -71,6 +73,24 @@ async def run_service(definition: ServiceDefinition[S], settings: S) -> None:
     finally:
         await pool.close()
     logger.info("stopped")
+
+
+def main(definition: ServiceDefinition[S], settings_class: type[S]) -> None:
+    """``python -m <service>``: read the settings from the environment, run until stopped.
+
+    A missing or invalid setting ends the process with status 2 and one line per
+    problem, naming the environment variable, instead of a traceback.
+    """
+    try:
+        settings = settings_class()
+    except ValidationError as error:
+        prefix = str(settings_class.model_config.get("env_prefix", ""))
+        print(f"{definition.name}: invalid configuration:", file=sys.stderr)
+        for problem in error.errors():
+            variable = prefix + "_".join(str(part) for part in problem["loc"]).upper()
+            print(f"  {variable}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+    asyncio.run(run_service(definition, settings))
 
 
 async def _wait_for_stop_signal() -> None:

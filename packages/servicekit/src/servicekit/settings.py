@@ -15,7 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
-    database_url: str = Field(description="asyncpg DSN of the service's own database")
+    database_url: str = Field(
+        pattern=r"^postgres(ql)?://",
+        description="DSN of the service's own database, postgresql://user:password@host:port/db",
+    )
     grpc_host: str = Field(default="127.0.0.1", description="interface the gRPC server binds")
     grpc_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

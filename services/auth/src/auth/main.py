@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from importlib.resources import files
@@ -14,7 +13,8 @@ from auth.oauth import GitHubSettings, GoogleSettings, build_providers
 from auth.repository import PostgresOauthAccountRepository, PostgresSessionRepository
 from auth.server import AuthDependencies, registration
 from auth.settings import AuthSettings
-from servicekit.runner import ServiceDefinition, run_service
+from servicekit.runner import ServiceDefinition
+from servicekit.runner import main as run_main
 from servicekit.server import ServiceRegistration
 
 
@@ -39,4 +39,4 @@ DEFINITION = ServiceDefinition[AuthSettings](
 
 
 def main() -> None:
-    asyncio.run(run_service(DEFINITION, AuthSettings()))
+    run_main(DEFINITION, AuthSettings)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from importlib.resources import files
@@ -12,7 +11,8 @@ import asyncpg
 from dummy.repository import PostgresEntityRepository
 from dummy.server import registration
 from dummy.settings import DummySettings
-from servicekit.runner import ServiceDefinition, run_service
+from servicekit.runner import ServiceDefinition
+from servicekit.runner import main as run_main
 from servicekit.server import ServiceRegistration
 
 
@@ -28,4 +28,4 @@ DEFINITION = ServiceDefinition[DummySettings](
 
 
 def main() -> None:
-    asyncio.run(run_service(DEFINITION, DummySettings()))
+    run_main(DEFINITION, DummySettings)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from importlib.resources import files
 
 import asyncpg
 
-from servicekit.runner import ServiceDefinition, run_service
+from servicekit.runner import ServiceDefinition
+from servicekit.runner import main as run_main
 from servicekit.server import ServiceRegistration
 from user.repository import PostgresUserRepository
 from user.server import registration
@@ -28,4 +28,4 @@ DEFINITION = ServiceDefinition[UserSettings](
 
 
 def main() -> None:
-    asyncio.run(run_service(DEFINITION, UserSettings()))
+    run_main(DEFINITION, UserSettings)
