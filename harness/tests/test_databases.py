@@ -139,3 +139,8 @@ def test_the_server_runs_unprivileged_and_leaves_nothing_behind() -> None:
 
     assert not running.directory.exists()
     assert not _process_alive(running.pid)
+
+
+def test_case_folding_goes_beyond_ascii(server: PostgresServer, loop: BackgroundLoop) -> None:
+    # As under production's UTF-8 locales; the C locale would leave 'Ö' as it is.
+    assert loop.run(query(server.dsn(), "SELECT lower('JÖRG@BÜCHER.DE')")) == "jörg@bücher.de"

@@ -70,7 +70,6 @@ INITDB_OPTIONS = (
     f"--username={SUPERUSER}",
     "--auth=trust",
     "--encoding=UTF8",
-    "--no-locale",
     "--no-sync",
     "--no-instructions",
 )
@@ -332,6 +331,24 @@ def default_cache_dir() -> Path:
     return Path(base) / "harness" / "postgres-clusters"
 
 
+def initdb_options(binaries: PostgresBinaries) -> tuple[str, ...]:
+    """initdb's options: trust, UTF-8, and a locale that folds case beyond ASCII.
+
+    Why not the C locale: under it lower('Ö') is 'Ö', so a unique index on lower(email)
+    would accept what production (a UTF-8 locale) rejects. C.UTF-8 folds like production
+    and still sorts by code point. From 17 on, the builtin provider gives it without
+    depending on the machine's libc locales.
+    """
+    if binaries.major >= 17:
+        return (
+            *INITDB_OPTIONS,
+            "--no-locale",
+            "--locale-provider=builtin",
+            "--builtin-locale=C.UTF-8",
+        )
+    return (*INITDB_OPTIONS, "--locale=C.UTF-8")
+
+
 def init_cluster(
     binaries: PostgresBinaries,
     data_dir: Path,
@@ -351,7 +368,7 @@ def init_cluster(
             _chown_tree(data_dir, run_as)
         data_dir.chmod(0o700)
         return
-    command = [str(binaries.program("initdb")), f"--pgdata={data_dir}", *INITDB_OPTIONS]
+    command = [str(binaries.program("initdb")), f"--pgdata={data_dir}", *initdb_options(binaries)]
     try:
         _run(command, run_as, timeout=120, cwd=data_dir.parent)
     except (OSError, subprocess.SubprocessError) as error:
@@ -367,7 +384,9 @@ def init_cluster(
 
 
 def _cache_key(binaries: PostgresBinaries) -> str:
-    identity = "\0".join([str(binaries.bindir.resolve()), binaries.version, *INITDB_OPTIONS])
+    identity = "\0".join(
+        [str(binaries.bindir.resolve()), binaries.version, *initdb_options(binaries)]
+    )
     return f"{binaries.version}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
 
 
