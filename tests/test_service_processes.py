@@ -20,6 +20,9 @@ from dummy.v1 import dummy_pb2, dummy_pb2_grpc
 from harness.process import ServiceProcess, ServiceStartError
 from user.v1 import user_pb2, user_pb2_grpc
 
+# runs Postgres and/or service processes
+pytestmark = pytest.mark.integration
+
 
 async def create_session(channel: grpc.aio.Channel) -> None:
     stub = auth_pb2_grpc.AuthServiceStub(channel)

@@ -10,6 +10,9 @@ import pytest
 
 from harness.postgres import embedded_bindir
 
+# runs Postgres (and pytest runs of its own)
+pytestmark = pytest.mark.integration
+
 INI = """
 [pytest]
 addopts = --strict-markers --strict-config

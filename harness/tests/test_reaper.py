@@ -20,6 +20,9 @@ from harness.postgres import (
     run_postgres,
 )
 
+# runs Postgres (and pytest runs of its own)
+pytestmark = pytest.mark.integration
+
 INI = """
 [pytest]
 addopts = --strict-markers --strict-config -p no:cacheprovider

@@ -38,6 +38,18 @@ def pytest_configure(config: pytest.Config) -> None:
     _config.configure(config)
 
 
+# A test that reaches any of these (directly or through other fixtures) runs real
+# infrastructure: it is marked `integration` without having to say so.
+INFRASTRUCTURE_FIXTURES = frozenset({"postgres_server"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & INFRASTRUCTURE_FIXTURES and item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.integration)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = _config.get_config(config)
     try:
