@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,10 +51,15 @@ async def create_databases(admin_dsn: str, names: list[str]) -> None:
         await connection.close()
 
 
-def wait_for_stop_signal() -> int:
-    stop_signals = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    return signal.sigwait(stop_signals)
+def catch_stop_signals() -> threading.Event:
+    """Ctrl-C and SIGTERM set the returned event instead of raising, so that neither
+    interrupts start-up or the clean-up of services and Postgres (a second Ctrl-C
+    included). Handlers, not a blocked signal mask: children would inherit the mask
+    and never see the SIGTERM that stops them."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda received, frame: stop.set())
+    return stop
 
 
 def main() -> int:
@@ -65,6 +71,7 @@ def main() -> int:
         help="'fixed': 50051-50053 (default); '0': free ports chosen by the services",
     )
     args = parser.parse_args()
+    stop = catch_stop_signals()
 
     binaries = find_postgres_binaries()
     with run_postgres(binaries, label="dev") as postgres, contextlib.ExitStack() as running:
@@ -87,8 +94,8 @@ def main() -> int:
             print(f"{service.name:<9} {process.address}  (grpc, logs: {process.log_path})")
         print("ready: try `grpcurl -plaintext 127.0.0.1:50053 list`; Ctrl-C stops everything")
         sys.stdout.flush()
-        received = wait_for_stop_signal()
-        print(f"\n{signal.Signals(received).name}: stopping services, then postgres")
+        stop.wait()
+        print("\nstopping: services first (SIGTERM, graceful), then postgres")
     return 0
 
 

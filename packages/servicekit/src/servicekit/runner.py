@@ -96,6 +96,9 @@ def main(definition: ServiceDefinition[S], settings_class: type[S]) -> None:
 async def _wait_for_stop_signal() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # A parent may have left these blocked (the mask survives exec): unblocked, a
+    # SIGTERM always reaches the handler instead of waiting forever.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:

@@ -100,7 +100,10 @@ def create_server(address: str, services: Sequence[ServiceRegistration]) -> Serv
 
     ``address`` is ``host:port``; port 0 binds a free port, returned in ``Server.port``.
     """
-    grpc_server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
+    # SO_REUSEPORT off: a second server on a taken port must fail, not share the port.
+    grpc_server = grpc.aio.server(
+        interceptors=[ErrorMappingInterceptor()], options=[("grpc.so_reuseport", 0)]
+    )
     for service in services:
         service.add_to_server(grpc_server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
@@ -114,7 +117,14 @@ def create_server(address: str, services: Sequence[ServiceRegistration]) -> Serv
         ),
         grpc_server,
     )
-    port = grpc_server.add_insecure_port(address)
+    try:
+        port = grpc_server.add_insecure_port(address)
+    except RuntimeError as error:  # grpcio's way of saying "bind failed"
+        port, cause = 0, error
+    else:
+        cause = None
     if port == 0:
-        raise OSError(f"could not bind the gRPC server to {address}")
+        raise OSError(
+            f"could not bind the gRPC server to {address}: is another process using the port?"
+        ) from cause
     return Server(grpc_server, port, health_servicer, names)
