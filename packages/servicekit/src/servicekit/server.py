@@ -117,12 +117,11 @@ def create_server(address: str, services: Sequence[ServiceRegistration]) -> Serv
         ),
         grpc_server,
     )
+    cause: RuntimeError | None = None
     try:
         port = grpc_server.add_insecure_port(address)
     except RuntimeError as error:  # grpcio's way of saying "bind failed"
         port, cause = 0, error
-    else:
-        cause = None
     if port == 0:
         raise OSError(
             f"could not bind the gRPC server to {address}: is another process using the port?"
