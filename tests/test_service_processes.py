@@ -105,3 +105,17 @@ def test_bad_configuration_stops_the_service_with_the_variable_named(
         process.start()
     assert f"{variable}: " in str(raised.value)
     assert problem in str(raised.value)
+
+
+def test_a_half_configured_oauth_provider_stops_auth_naming_what_to_set(
+    clean_databases: Mapping[str, str], tmp_path: Path
+) -> None:
+    process = ServiceProcess(
+        name="auth",
+        module="auth",
+        env={"AUTH_DATABASE_URL": clean_databases["auth"], "AUTH_GITHUB_CLIENT_ID": "abc"},
+        log_path=tmp_path / "auth.log",
+    )
+    with pytest.raises(ServiceStartError, match="exited with code 2") as raised:
+        process.start()
+    assert "set AUTH_GITHUB_CLIENT_SECRET, AUTH_GITHUB_REDIRECT_URI" in str(raised.value)

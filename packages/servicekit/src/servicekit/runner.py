@@ -87,8 +87,11 @@ def main(definition: ServiceDefinition[S], settings_class: type[S]) -> None:
         prefix = str(settings_class.model_config.get("env_prefix", ""))
         print(f"{definition.name}: invalid configuration:", file=sys.stderr)
         for problem in error.errors():
-            variable = prefix + "_".join(str(part) for part in problem["loc"]).upper()
-            print(f"  {variable}: {problem['msg']}", file=sys.stderr)
+            if problem["loc"]:
+                variable = prefix + "_".join(str(part) for part in problem["loc"]).upper()
+                print(f"  {variable}: {problem['msg']}", file=sys.stderr)
+            else:  # a check across fields says which variables itself
+                print(f"  {problem['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
     asyncio.run(run_service(definition, settings))
 

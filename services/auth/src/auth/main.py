@@ -9,7 +9,7 @@ from importlib.resources import files
 import asyncpg
 import httpx
 
-from auth.oauth import GitHubSettings, GoogleSettings, build_providers
+from auth.oauth import build_providers
 from auth.repository import PostgresOauthAccountRepository, PostgresSessionRepository
 from auth.server import AuthDependencies, registration
 from auth.settings import AuthSettings
@@ -24,7 +24,7 @@ def build(
     # One client for every provider call; each call sets its own timeout.
     http = httpx.AsyncClient(follow_redirects=False)
     resources.push_async_callback(http.aclose)
-    providers = build_providers(http, google=GoogleSettings(), github=GitHubSettings())
+    providers = build_providers(http, google=settings.google, github=settings.github)
     dependencies = AuthDependencies(
         sessions=PostgresSessionRepository(pool),
         accounts=PostgresOauthAccountRepository(pool),
