@@ -54,9 +54,19 @@ class ErrorMappingInterceptor(_ServerInterceptor):
             return handler
         # grpc-stubs types handlers with the sync context; on an aio server they get the aio one.
         inner: Callable[[Any, Any], Awaitable[Any]] = handler.unary_unary
+        deserialize: Callable[[bytes], Any] | None = handler.request_deserializer
         method = handler_call_details.method
 
-        async def behavior(request: Any, context: Context) -> Any:
+        async def behavior(raw_request: bytes, context: Context) -> Any:
+            # Deserialized here rather than by grpc, which would answer a request that
+            # does not parse (bad wire format, invalid UTF-8 in a string) with INTERNAL.
+            try:
+                request = deserialize(raw_request) if deserialize else raw_request
+            except Exception as error:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"the request is not a valid message for {method}: {type(error).__name__}",
+                )
             try:
                 return await inner(request, context)
             except grpc.aio.AbortError:
@@ -70,7 +80,7 @@ class ErrorMappingInterceptor(_ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             behavior,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=None,  # raw bytes: see behavior
             response_serializer=handler.response_serializer,
         )
 

@@ -20,6 +20,8 @@ def parse_uuid(field: str, value: str) -> UUID:
 def bounded_text(field: str, value: str, *, max_length: int, required: bool) -> str:
     """Text trimmed of surrounding white space, within ``max_length`` characters."""
     text = value.strip()
+    if "\x00" in text:  # PostgreSQL text cannot hold NUL: refuse it here, by name
+        raise InvalidArgument(field, "must not contain NUL characters")
     if required and not text:
         raise InvalidArgument(field, "is required")
     if len(text) > max_length:

@@ -33,6 +33,8 @@ def parse_provider(value: int) -> Provider:
 def parse_provider_user_id(value: str) -> str:
     if not value:
         raise InvalidArgument("provider_user_id", "is required")
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL
+        raise InvalidArgument("provider_user_id", "must not contain NUL characters")
     if len(value) > PROVIDER_USER_ID_MAX_LENGTH:
         raise InvalidArgument(
             "provider_user_id", f"must be at most {PROVIDER_USER_ID_MAX_LENGTH} characters"
