@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from uuid import uuid4
 
 import grpc
 import pytest
@@ -17,6 +16,11 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from dummy.v1 import dummy_pb2, dummy_pb2_grpc
+from fixtures.factories import (
+    CreateEntityRequestFactory,
+    CreateSessionRequestFactory,
+    CreateUserRequestFactory,
+)
 from harness.process import ServiceProcess, ServiceStartError
 from user.v1 import user_pb2, user_pb2_grpc
 
@@ -26,23 +30,25 @@ pytestmark = pytest.mark.integration
 
 async def create_session(channel: grpc.aio.Channel) -> None:
     stub = auth_pb2_grpc.AuthServiceStub(channel)
-    created = await stub.CreateSession(auth_pb2.CreateSessionRequest(user_id=str(uuid4())))
+    created = await stub.CreateSession(CreateSessionRequestFactory.build())
     validated = await stub.ValidateSession(auth_pb2.ValidateSessionRequest(token=created.token))
     assert validated.session == created.session
 
 
 async def create_user(channel: grpc.aio.Channel) -> None:
     stub = user_pb2_grpc.UserServiceStub(channel)
-    created = await stub.CreateUser(user_pb2.CreateUserRequest(email=f"{uuid4()}@example.com"))
+    created = await stub.CreateUser(CreateUserRequestFactory.build())
     fetched = await stub.GetUser(user_pb2.GetUserRequest(id=created.user.id))
     assert fetched.user == created.user
 
 
 async def create_entity(channel: grpc.aio.Channel) -> None:
     stub = dummy_pb2_grpc.DummyServiceStub(channel)
-    owner = str(uuid4())
-    created = await stub.CreateEntity(dummy_pb2.CreateEntityRequest(owner_id=owner, name="x"))
-    fetched = await stub.GetEntity(dummy_pb2.GetEntityRequest(owner_id=owner, id=created.entity.id))
+    request = CreateEntityRequestFactory.build()
+    created = await stub.CreateEntity(request)
+    fetched = await stub.GetEntity(
+        dummy_pb2.GetEntityRequest(owner_id=request.owner_id, id=created.entity.id)
+    )
     assert fetched.entity == created.entity
 
 

@@ -26,6 +26,7 @@ from dummy.domain import (
     valid_name,
 )
 from dummy.repository import EntityRepository, InMemoryEntityRepository, PostgresEntityRepository
+from fixtures.factories import NewEntityFactory
 from servicekit.errors import InvalidArgument
 
 OWNER = UUID("00000000-0000-4000-8000-000000000001")
@@ -54,7 +55,9 @@ def new_entity(
     owner: UUID = OWNER,
     request_id: UUID | None = None,
 ) -> NewEntity:
-    return NewEntity(owner_id=owner, name=name, description=description, request_id=request_id)
+    return NewEntityFactory.build(
+        owner_id=owner, name=name, description=description, request_id=request_id
+    )
 
 
 async def create_many(

@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
+from fixtures.factories import NewUserFactory
 from user.domain import NewUser
 from user.errors import EmailAlreadyUsed
 from user.repository import InMemoryUserRepository, PostgresUserRepository, UserRepository
@@ -31,7 +32,7 @@ def repository(request: pytest.FixtureRequest) -> UserRepository:
 
 def new_user(email: str = "Ann.Lee@example.com", name: str = "Ann") -> NewUser:
     # Repositories receive normalized addresses; these tests pass them as such.
-    return NewUser(email=email, name=name, avatar_url="https://example.com/ann.png")
+    return NewUserFactory.build(email=email, name=name, avatar_url="https://example.com/ann.png")
 
 
 async def test_create_then_get(repository: UserRepository) -> None:
