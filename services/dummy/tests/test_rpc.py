@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -18,7 +17,8 @@ from dummy.rpc.get_entity import get_entity
 from dummy.rpc.list_entities import encode_page_token, list_entities
 from dummy.rpc.update_entity import update_entity
 from dummy.v1 import dummy_pb2 as pb
-from servicekit.errors import InvalidArgument, NotFound, ServiceError, StorageUnavailable
+from fixtures.failures import Failure, expect_failure
+from servicekit.errors import InvalidArgument, NotFound, StorageUnavailable
 
 OWNER = UUID("00000000-0000-4000-8000-000000000001")
 OTHER_OWNER = UUID("00000000-0000-4000-8000-000000000002")
@@ -35,14 +35,6 @@ async def stored(repository: InMemoryEntityRepository, owner: UUID = OWNER) -> p
         pb.CreateEntityRequest(owner_id=str(owner), name="stored", description="kept"), repository
     )
     return response.entity
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An expected failure: its kind and, for INVALID_ARGUMENT, the field named."""
-
-    kind: type[ServiceError]
-    field: str | None = None
 
 
 # ---------------------------------------------------------------- CreateEntity
@@ -290,12 +282,3 @@ async def test_storage_failure_is_unavailable(
 ) -> None:
     repository.unavailable = True
     await expect_failure(call(repository), Failure(StorageUnavailable))
-
-
-async def expect_failure(call: Awaitable[Any], failure: Failure) -> None:
-    with pytest.raises(failure.kind) as raised:
-        await call
-    if failure.field is not None:
-        assert isinstance(raised.value, InvalidArgument)
-        assert raised.value.field == failure.field
-        assert raised.value.message.startswith(f"{failure.field}: ")

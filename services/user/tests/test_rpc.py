@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import pytest
 
+from fixtures.failures import Failure, expect_failure
 from servicekit.errors import (
     AlreadyExists,
     InvalidArgument,
     NotFound,
-    ServiceError,
     StorageUnavailable,
 )
 from user.errors import EmailAlreadyUsed, UserNotFound
@@ -35,14 +34,6 @@ def repository() -> InMemoryUserRepository:
 async def stored(repository: InMemoryUserRepository, email: str = STORED_EMAIL) -> pb.User:
     request = pb.CreateUserRequest(email=email, name="Ann", avatar_url="https://example.com/a.png")
     return (await create_user(request, repository)).user
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An expected failure: its kind and, for INVALID_ARGUMENT, the field named."""
-
-    kind: type[ServiceError]
-    field: str | None = None
 
 
 def local_part_of(length: int) -> str:
@@ -291,12 +282,3 @@ async def test_storage_failure_is_unavailable(
 ) -> None:
     repository.unavailable = True
     await expect_failure(call(repository), Failure(StorageUnavailable))
-
-
-async def expect_failure(call: Awaitable[Any], failure: Failure) -> None:
-    with pytest.raises(failure.kind) as raised:
-        await call
-    if failure.field is not None:
-        assert isinstance(raised.value, InvalidArgument)
-        assert raised.value.field == failure.field
-        assert raised.value.message.startswith(f"{failure.field}: ")

@@ -15,8 +15,7 @@ import httpx
 from pydantic_settings import SettingsConfigDict
 
 from auth.errors import ProviderRejected
-from auth.oauth import _http
-from auth.oauth.login import code_challenge
+from auth.oauth import _http, login
 from auth.oauth.port import OauthIdentity, Provider
 from auth.oauth.settings import ProviderSettings
 from servicekit.errors import InvalidArgument
@@ -54,15 +53,13 @@ class GitHubProvider:
         return Provider.GITHUB
 
     def authorization_url(self, state: str, code_verifier: str) -> str:
-        params = {
-            "client_id": self._settings.client_id,
-            "redirect_uri": self._settings.redirect_uri,
-            "scope": SCOPE,
-            "state": state,
-            "code_challenge": code_challenge(code_verifier),
-            "code_challenge_method": "S256",
-        }
-        return str(httpx.URL(self._settings.authorization_endpoint).copy_merge_params(params))
+        return login.authorization_url(
+            self._settings,
+            self._settings.authorization_endpoint,
+            scope=SCOPE,
+            state=state,
+            code_verifier=code_verifier,
+        )
 
     async def exchange(self, code: str, code_verifier: str) -> OauthIdentity:
         if not code:

@@ -26,8 +26,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from auth.errors import ProviderRejected
-from auth.oauth import _http
-from auth.oauth.login import code_challenge
+from auth.oauth import _http, login
 from auth.oauth.port import OauthIdentity, Provider
 from auth.oauth.settings import ProviderSettings
 from servicekit.errors import InvalidArgument
@@ -87,16 +86,14 @@ class GoogleProvider:
         return Provider.GOOGLE
 
     def authorization_url(self, state: str, code_verifier: str) -> str:
-        params = {
-            "response_type": "code",
-            "client_id": self._settings.client_id,
-            "redirect_uri": self._settings.redirect_uri,
-            "scope": SCOPE,
-            "state": state,
-            "code_challenge": code_challenge(code_verifier),
-            "code_challenge_method": "S256",
-        }
-        return str(httpx.URL(self._settings.authorization_endpoint).copy_merge_params(params))
+        return login.authorization_url(
+            self._settings,
+            self._settings.authorization_endpoint,
+            scope=SCOPE,
+            state=state,
+            code_verifier=code_verifier,
+            extra={"response_type": "code"},
+        )
 
     async def exchange(self, code: str, code_verifier: str) -> OauthIdentity:
         if not code:

@@ -10,6 +10,8 @@ import hmac
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import httpx
+
 # authlib ships no type information; these two helpers are wrapped with types below.
 from authlib.common.security import generate_token  # type: ignore[import-untyped]
 from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
@@ -18,7 +20,10 @@ from auth.errors import StateMismatch
 from servicekit.errors import InvalidArgument
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from auth.oauth.port import OauthIdentity, OauthProvider
+    from auth.oauth.settings import ProviderSettings
 
 STATE_LENGTH = 32
 """Characters of a state: [A-Za-z0-9] from the system CSPRNG, about 190 bits."""
@@ -50,6 +55,28 @@ def new_code_verifier() -> str:
 def code_challenge(code_verifier: str) -> str:
     """The PKCE S256 challenge of a verifier: BASE64URL(SHA256(verifier)), unpadded."""
     return str(create_s256_code_challenge(code_verifier))
+
+
+def authorization_url(
+    settings: ProviderSettings,
+    endpoint: str,
+    *,
+    scope: str,
+    state: str,
+    code_verifier: str,
+    extra: Mapping[str, str] | None = None,
+) -> str:
+    """An authorization-code URL with ``state`` and the verifier's S256 challenge."""
+    params = {
+        **(extra or {}),
+        "client_id": settings.client_id,
+        "redirect_uri": settings.redirect_uri,
+        "scope": scope,
+        "state": state,
+        "code_challenge": code_challenge(code_verifier),
+        "code_challenge_method": "S256",
+    }
+    return str(httpx.URL(endpoint).copy_merge_params(params))
 
 
 def start_login(provider: OauthProvider) -> LoginStart:
