@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness import config as _config
+from harness.docker import docker_unavailable
 from harness.fixtures import (
     clean_databases,
     harness_config,
@@ -25,6 +26,7 @@ __all__ = [
 MARKERS = (
     "integration: the test runs real infrastructure (Postgres, service processes or "
     "containers); deselect with -m 'not integration'",
+    "docker: the test needs a Docker engine; skipped, with the reason, when none answers",
 )
 
 
@@ -44,10 +46,17 @@ INFRASTRUCTURE_FIXTURES = frozenset({"postgres_server"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    docker_tests = []
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & INFRASTRUCTURE_FIXTURES and item.get_closest_marker("integration") is None:
             item.add_marker(pytest.mark.integration)
+        if item.get_closest_marker("docker") is not None:
+            docker_tests.append(item)
+    problem = docker_unavailable() if docker_tests else None
+    if problem is not None:
+        for item in docker_tests:
+            item.add_marker(pytest.mark.skip(reason=f"no Docker engine: {problem}"))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
