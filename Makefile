@@ -25,6 +25,7 @@ test: setup
 
 check: setup
 	$(UV) run python scripts/codegen.py --check
+	$(UV) run python scripts/dockergen.py --check
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy .

@@ -1,0 +1,150 @@
+"""The backend as compose runs it: images built, core healthy, real calls, nothing left.
+
+Uses the public base images when they are on the machine (or PYTHON_IMAGE /
+POSTGRES_IMAGE say which), else the local ones, built from Debian packages when
+missing (no registry needed). Ports are published on random 127.0.0.1 ports, and
+the compose project has a name of its own, so it never meets a `docker compose up`
+of the developer.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from auth.v1 import auth_pb2, auth_pb2_grpc
+from dummy.v1 import dummy_pb2, dummy_pb2_grpc
+from fixtures.factories import (
+    CreateEntityRequestFactory,
+    CreateSessionRequestFactory,
+    CreateUserRequestFactory,
+)
+from user.v1 import user_pb2, user_pb2_grpc
+
+pytestmark = [pytest.mark.docker, pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = {"auth": 50051, "user": 50052, "dummy": 50053}
+PUBLIC = {"PYTHON_IMAGE": "python:3.11-slim", "POSTGRES_IMAGE": "postgres:16"}
+LOCAL = {"PYTHON_IMAGE": "kit/python:3.11-slim", "POSTGRES_IMAGE": "kit/postgres:15"}
+
+
+def run(*command: str, env: dict[str, str] | None = None, timeout: float = 900) -> str:
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def image_present(reference: str) -> bool:
+    result = subprocess.run(
+        ["docker", "image", "inspect", reference], capture_output=True, check=False
+    )
+    return result.returncode == 0
+
+
+def choose_base_images() -> dict[str, str]:
+    chosen = {key: os.environ.get(key, "") for key in PUBLIC}
+    if all(chosen.values()):
+        return chosen
+    if all(image_present(image) for image in PUBLIC.values()):
+        return PUBLIC
+    if not all(image_present(image) for image in LOCAL.values()):
+        run(sys.executable, "scripts/images.py", "base")
+    return LOCAL
+
+
+@pytest.fixture(scope="module")
+def compose_project() -> Iterator[tuple[str, dict[str, str]]]:
+    """The core of compose.yaml, up and healthy, torn down (volumes too) afterwards."""
+    run("scripts/ensure-compose.sh")
+    images = choose_base_images()
+    run(sys.executable, "scripts/images.py", "build", "--python-image", images["PYTHON_IMAGE"])
+    project = f"kit-smoke-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "POSTGRES_IMAGE": images["POSTGRES_IMAGE"],
+        # "127.0.0.1:" + ":<port>" = a random host port on loopback
+        **{f"{name.upper()}_PUBLISH": "127.0.0.1:" for name in (*SERVICES, "postgres")},
+    }
+    compose = ("docker", "compose", "--env-file", ".env.example", "-p", project)
+    try:
+        run(*compose, "up", "--detach", "--wait", "--wait-timeout", "180", env=env)
+        yield project, env
+    except AssertionError as error:
+        logs = subprocess.run(
+            [*compose, "logs", "--no-color", "--tail", "40"],
+            capture_output=True, text=True, env=env, cwd=ROOT, check=False,
+        )  # fmt: skip
+        error.add_note(f"compose logs:\n{logs.stdout}")
+        raise
+    finally:
+        run(*compose, "down", "--volumes", "--remove-orphans", "--timeout", "20", env=env)
+
+
+def published(project: str, env: dict[str, str], service: str) -> str:
+    compose = ("docker", "compose", "--env-file", ".env.example", "-p", project)
+    return run(*compose, "port", service, str(SERVICES[service]), env=env).strip()
+
+
+async def test_every_service_is_healthy_and_answers_a_real_call(
+    compose_project: tuple[str, dict[str, str]],
+) -> None:
+    project, env = compose_project
+    addresses = {service: published(project, env, service) for service in SERVICES}
+    for service, address in addresses.items():
+        async with grpc.aio.insecure_channel(address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING, service
+
+    async with grpc.aio.insecure_channel(addresses["user"]) as channel:
+        users = user_pb2_grpc.UserServiceStub(channel)
+        created = await users.CreateUser(CreateUserRequestFactory.build(), timeout=10)
+        found = await users.GetUserByEmail(
+            user_pb2.GetUserByEmailRequest(email=created.user.email.upper()), timeout=10
+        )
+        assert found.user == created.user
+
+    async with grpc.aio.insecure_channel(addresses["auth"]) as channel:
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        session = await auth.CreateSession(CreateSessionRequestFactory.build(), timeout=10)
+        valid = await auth.ValidateSession(
+            auth_pb2.ValidateSessionRequest(token=session.token), timeout=10
+        )
+        assert valid.session == session.session
+
+    async with grpc.aio.insecure_channel(addresses["dummy"]) as channel:
+        dummy = dummy_pb2_grpc.DummyServiceStub(channel)
+        request = CreateEntityRequestFactory.build()
+        entity = (await dummy.CreateEntity(request, timeout=10)).entity
+        listed = await dummy.ListEntities(
+            dummy_pb2.ListEntitiesRequest(owner_id=request.owner_id), timeout=10
+        )
+        assert list(listed.entities) == [entity]
+
+
+def test_nothing_is_left_after_down(compose_project: tuple[str, dict[str, str]]) -> None:
+    """Runs the teardown of a second, short-lived project and checks what remains."""
+    project, env = compose_project
+    label = f"label=com.docker.compose.project={project}"
+    # while up: containers and a network exist under the project's label
+    assert run("docker", "ps", "--quiet", "--filter", label).split()
+    second = f"{project}-down"
+    compose = ("docker", "compose", "--env-file", ".env.example", "-p", second)
+    run(*compose, "up", "--detach", "--wait", "--wait-timeout", "180", "postgres", env=env)
+    run(*compose, "down", "--volumes", "--remove-orphans", "--timeout", "20", env=env)
+    second_label = f"label=com.docker.compose.project={second}"
+    assert run("docker", "ps", "--all", "--quiet", "--filter", second_label) == ""
+    assert run("docker", "network", "ls", "--quiet", "--filter", second_label) == ""
+    assert run("docker", "volume", "ls", "--quiet", "--filter", second_label) == ""
