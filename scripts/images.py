@@ -145,11 +145,11 @@ def content_hash(workspace: Workspace, service: Member, requirements: Path, base
     add("requirements", requirements.read_bytes())
     add("base", base_id.encode())
     for member in workspace.closure(service.name):
-        source = ROOT / member.path / "src"
+        source = workspace.root / member.path / "src"
         for path in sorted(p for p in source.rglob("*") if p.is_file()):
             if "__pycache__" in path.parts or path.suffix == ".pyc":
                 continue
-            add(str(path.relative_to(ROOT)), path.read_bytes())
+            add(str(path.relative_to(workspace.root)), path.read_bytes())
     return digest.hexdigest()
 
 
