@@ -1,8 +1,9 @@
 # The commands a newcomer needs; each one sets up what it depends on.
 #   make dev     start the whole backend locally (embedded Postgres, no Docker)
 #   make test    run the whole test suite
-#   make check   lint, format check, strict types, generated-code freshness
-.PHONY: setup generate dev test check
+#   make check   lint, format check, strict types, generated code and Dockerfiles fresh
+#   make images  container images (local base images when no registry), for compose.yaml
+.PHONY: setup generate dev test check images up down
 
 export UV_PYTHON_DOWNLOADS := never
 # uv from PATH, or installed from PyPI into .tools/ (no root, no global change) when missing.
@@ -22,6 +23,16 @@ dev: setup
 
 test: setup
 	$(UV) run pytest $(PYTEST_ARGS)
+
+# Container images: the local base images when the public ones are not on this
+# machine (no registry needed), then every service image that changed.
+images: setup
+	scripts/ensure-compose.sh
+	@if docker image inspect python:3.11-slim postgres:16 >/dev/null 2>&1; then \
+	  $(UV) run python scripts/images.py build; \
+	else \
+	  $(UV) run python scripts/images.py base && $(UV) run python scripts/images.py build --local-base; \
+	fi
 
 check: setup
 	$(UV) run python scripts/codegen.py --check

@@ -212,7 +212,15 @@ def docker() -> Iterator[Docker]:
 @pytest.fixture(scope="module")
 def postgres_image(docker: Docker) -> str:
     if docker("image", "inspect", BASE_IMAGE, check=False).returncode != 0:
-        pytest.skip(f"no base image {BASE_IMAGE}: build it with `sudo images/debian/build.sh`")
+        # built like CI and `make images` build it: from Debian packages, no registry
+        built = subprocess.run(
+            [str(IMAGE_CONTEXT.parent / "debian" / "build.sh"), BASE_IMAGE],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert built.returncode == 0, f"images/debian/build.sh failed:\n{built.stderr}"
     tag = f"kit/postgres:15-test-{secrets.token_hex(4)}"
     docker.build(IMAGE_CONTEXT, tag)
     return tag
