@@ -148,3 +148,34 @@ def test_nothing_is_left_after_down(compose_project: tuple[str, dict[str, str]])
     assert run("docker", "ps", "--all", "--quiet", "--filter", second_label) == ""
     assert run("docker", "network", "ls", "--quiet", "--filter", second_label) == ""
     assert run("docker", "volume", "ls", "--quiet", "--filter", second_label) == ""
+
+
+def test_every_profile_makes_a_valid_configuration() -> None:
+    """Traefik and Jaeger cannot be pulled here: their services are validated, not run."""
+    run("scripts/ensure-compose.sh")
+    config = run(
+        "docker", "compose", "--env-file", ".env.example",
+        "--profile", "edge", "--profile", "tracing", "config", "--services",
+    )  # fmt: skip
+    assert set(config.split()) == {"postgres", "auth", "user", "dummy", "traefik", "jaeger"}
+    core = run("docker", "compose", "--env-file", ".env.example", "config", "--services")
+    assert set(core.split()) == {"postgres", "auth", "user", "dummy"}
+
+
+def test_compose_refuses_to_start_without_a_postgres_password(tmp_path: Path) -> None:
+    run("scripts/ensure-compose.sh")
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "\n".join(
+            line
+            for line in (ROOT / ".env.example").read_text().splitlines()
+            if not line.startswith("POSTGRES_PASSWORD=")
+        )
+    )
+    result = subprocess.run(
+        ["docker", "compose", "--env-file", str(env_file), "config", "--quiet"],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+        env={k: v for k, v in os.environ.items() if k != "POSTGRES_PASSWORD"},
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "set POSTGRES_PASSWORD in .env" in result.stderr
