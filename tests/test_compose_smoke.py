@@ -126,7 +126,8 @@ async def test_every_service_is_healthy_and_answers_a_real_call(
 
     async with grpc.aio.insecure_channel(addresses["dummy"]) as channel:
         dummy = dummy_pb2_grpc.DummyServiceStub(channel)
-        request = CreateEntityRequestFactory.build()
+        # the owner must be a user: dummy asks the user service, container to container
+        request = CreateEntityRequestFactory.build(owner_id=created.user.id)
         entity = (await dummy.CreateEntity(request, timeout=10)).entity
         listed = await dummy.ListEntities(
             dummy_pb2.ListEntitiesRequest(owner_id=request.owner_id), timeout=10

@@ -12,8 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from dockergen import Workspace, dockerfile  # noqa: E402
+from dockergen import dockerfile  # noqa: E402
 
+from harness.workspace import Workspace  # noqa: E402
 from images import content_hash  # noqa: E402
 
 

@@ -21,6 +21,7 @@ from fixtures.factories import (
     CreateSessionRequestFactory,
     CreateUserRequestFactory,
 )
+from fixtures.inprocess import InProcess, NewOwner
 from harness.process import ServiceProcess, ServiceStartError
 from user.v1 import user_pb2, user_pb2_grpc
 
@@ -42,9 +43,9 @@ async def create_user(channel: grpc.aio.Channel) -> None:
     assert fetched.user == created.user
 
 
-async def create_entity(channel: grpc.aio.Channel) -> None:
+async def create_entity(channel: grpc.aio.Channel, owner_id: str) -> None:
     stub = dummy_pb2_grpc.DummyServiceStub(channel)
-    request = CreateEntityRequestFactory.build()
+    request = CreateEntityRequestFactory.build(owner_id=owner_id)
     created = await stub.CreateEntity(request)
     fetched = await stub.GetEntity(
         dummy_pb2.GetEntityRequest(owner_id=request.owner_id, id=created.entity.id)
@@ -52,23 +53,32 @@ async def create_entity(channel: grpc.aio.Channel) -> None:
     assert fetched.entity == created.entity
 
 
-REAL_REQUESTS: dict[str, tuple[str, Callable[[grpc.aio.Channel], Awaitable[None]]]] = {
-    "auth": ("auth.v1.AuthService", create_session),
-    "user": ("user.v1.UserService", create_user),
+REAL_REQUESTS: dict[str, tuple[str, Callable[[grpc.aio.Channel, str], Awaitable[None]]]] = {
+    "auth": ("auth.v1.AuthService", lambda channel, owner: create_session(channel)),
+    "user": ("user.v1.UserService", lambda channel, owner: create_user(channel)),
     "dummy": ("dummy.v1.DummyService", create_entity),
 }
 
 
 @pytest.mark.parametrize("service", REAL_REQUESTS)
 async def test_service_serves_and_stops_cleanly_on_sigterm(
-    service: str, clean_databases: Mapping[str, str], tmp_path: Path
+    service: str,
+    clean_databases: Mapping[str, str],
+    user_service: InProcess,
+    new_owner: NewOwner,
+    tmp_path: Path,
 ) -> None:
     full_name, real_request = REAL_REQUESTS[service]
     prefix = service.upper()
     process = ServiceProcess(
         name=service,
         module=service,
-        env={f"{prefix}_DATABASE_URL": clean_databases[service], f"{prefix}_GRPC_PORT": "0"},
+        env={
+            f"{prefix}_DATABASE_URL": clean_databases[service],
+            f"{prefix}_GRPC_PORT": "0",
+            # dummy asks the user service about owners: here the in-process one
+            "DUMMY_USER_ADDRESS": user_service.address,
+        },
         log_path=tmp_path / f"{service}.log",
     )
     process.start()
@@ -78,7 +88,7 @@ async def test_service_serves_and_stops_cleanly_on_sigterm(
             for name in ("", full_name):
                 answer = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
                 assert answer.status == health_pb2.HealthCheckResponse.SERVING
-            await real_request(channel)
+            await real_request(channel, await new_owner())
             reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
             async for reply in reflection.ServerReflectionInfo(
                 iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5

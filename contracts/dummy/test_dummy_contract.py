@@ -1,12 +1,15 @@
 """The dummy service's contract: what every implementation must do, seen through gRPC only.
 
-The suite needs one fixture, ``dummy_stub``: a ``DummyServiceStub`` connected to
-the implementation under test, over a database that is empty at the start of
-each test. This repository's conftest.py provides it; so can any other runner.
+The suite needs two fixtures: ``dummy_stub``, a ``DummyServiceStub`` connected to
+the implementation under test over a database that is empty at the start of each
+test; and ``new_owner``, an async function returning the id of a new user of the
+user service the implementation asks about owners. This repository's conftest.py
+provides them; so can any other runner.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from uuid import uuid4
 
@@ -23,8 +26,7 @@ if TYPE_CHECKING:
 Code = grpc.StatusCode
 
 
-def new_owner() -> str:
-    return str(uuid4())
+NewOwner = Callable[[], Awaitable[str]]
 
 
 async def create(
@@ -34,8 +36,10 @@ async def create(
     return response.entity
 
 
-async def test_create_then_get_returns_the_same_entity(dummy_stub: DummyServiceStub) -> None:
-    owner = new_owner()
+async def test_create_then_get_returns_the_same_entity(
+    dummy_stub: DummyServiceStub, new_owner: NewOwner
+) -> None:
+    owner = await new_owner()
     created = await create(dummy_stub, owner, "  padded  ", description="about it")
     assert created.name == "padded"
     assert created.description == "about it"
@@ -74,21 +78,39 @@ async def test_create_rejects_invalid_fields(
     await expect_status(dummy_stub.CreateEntity(request_), Code.INVALID_ARGUMENT, mentions=field)
 
 
-async def test_boundary_lengths_are_accepted(dummy_stub: DummyServiceStub) -> None:
-    created = await create(dummy_stub, new_owner(), "n" * 200, description="d" * 2000)
+async def test_an_owner_who_is_not_a_user_is_failed_precondition(
+    dummy_stub: DummyServiceStub,
+) -> None:
+    stranger = str(uuid4())
+    error = await expect_status(
+        dummy_stub.CreateEntity(pb.CreateEntityRequest(owner_id=stranger, name="mine")),
+        Code.FAILED_PRECONDITION,
+        mentions="owner_id",
+    )
+    assert stranger in (error.details() or "")
+    listed = await dummy_stub.ListEntities(pb.ListEntitiesRequest(owner_id=stranger))
+    assert list(listed.entities) == []  # nothing was stored
+
+
+async def test_boundary_lengths_are_accepted(
+    dummy_stub: DummyServiceStub, new_owner: NewOwner
+) -> None:
+    created = await create(dummy_stub, await new_owner(), "n" * 200, description="d" * 2000)
     assert len(created.name) == 200
     assert len(created.description) == 2000
 
 
-async def test_create_with_the_same_request_id_is_idempotent(dummy_stub: DummyServiceStub) -> None:
-    owner, request_id = new_owner(), str(uuid4())
+async def test_create_with_the_same_request_id_is_idempotent(
+    dummy_stub: DummyServiceStub, new_owner: NewOwner
+) -> None:
+    owner, request_id = await new_owner(), str(uuid4())
     first = await create(dummy_stub, owner, "once", request_id=request_id)
     retried = await create(dummy_stub, owner, "once", request_id=request_id)
     assert retried == first
     listed = await dummy_stub.ListEntities(pb.ListEntitiesRequest(owner_id=owner))
     assert [e.id for e in listed.entities] == [first.id]
     # the key is scoped to its owner: another owner's create is a new entity
-    other = await create(dummy_stub, new_owner(), "once", request_id=request_id)
+    other = await create(dummy_stub, await new_owner(), "once", request_id=request_id)
     assert other.id != first.id
 
 
@@ -122,18 +144,20 @@ async def test_malformed_ids_are_invalid_argument(
 
 
 @pytest.mark.parametrize("rpc", TARGETING_RPCS)
-async def test_unknown_entity_is_not_found(dummy_stub: DummyServiceStub, rpc: str) -> None:
-    call = getattr(dummy_stub, rpc)(targeting_request(rpc, new_owner(), str(uuid4())))
+async def test_unknown_entity_is_not_found(
+    dummy_stub: DummyServiceStub, new_owner: NewOwner, rpc: str
+) -> None:
+    call = getattr(dummy_stub, rpc)(targeting_request(rpc, await new_owner(), str(uuid4())))
     await expect_status(call, Code.NOT_FOUND)
 
 
 @pytest.mark.parametrize("rpc", TARGETING_RPCS)
 async def test_another_owners_entity_is_not_found_and_untouched(
-    dummy_stub: DummyServiceStub, rpc: str
+    dummy_stub: DummyServiceStub, new_owner: NewOwner, rpc: str
 ) -> None:
-    owner = new_owner()
+    owner = await new_owner()
     entity = await create(dummy_stub, owner, "mine")
-    call = getattr(dummy_stub, rpc)(targeting_request(rpc, new_owner(), entity.id))
+    call = getattr(dummy_stub, rpc)(targeting_request(rpc, await new_owner(), entity.id))
     error = await expect_status(call, Code.NOT_FOUND)
     # the answer is the same as for an entity that does not exist at all
     assert "mine" not in (error.details() or "")
@@ -141,8 +165,10 @@ async def test_another_owners_entity_is_not_found_and_untouched(
     assert unchanged.entity == entity
 
 
-async def test_update_changes_only_the_fields_set(dummy_stub: DummyServiceStub) -> None:
-    owner = new_owner()
+async def test_update_changes_only_the_fields_set(
+    dummy_stub: DummyServiceStub, new_owner: NewOwner
+) -> None:
+    owner = await new_owner()
     entity = await create(dummy_stub, owner, "before", description="kept")
     renamed = (
         await dummy_stub.UpdateEntity(
@@ -171,9 +197,9 @@ async def test_update_changes_only_the_fields_set(dummy_stub: DummyServiceStub) 
     ids=["nothing set", "name empty", "name too long", "description too long"],
 )
 async def test_update_rejects_invalid_changes(
-    dummy_stub: DummyServiceStub, fields: dict[str, str], field: str
+    dummy_stub: DummyServiceStub, new_owner: NewOwner, fields: dict[str, str], field: str
 ) -> None:
-    owner = new_owner()
+    owner = await new_owner()
     entity = await create(dummy_stub, owner)
     call = dummy_stub.UpdateEntity(pb.UpdateEntityRequest(owner_id=owner, id=entity.id, **fields))
     await expect_status(call, Code.INVALID_ARGUMENT, mentions=field)
@@ -181,8 +207,9 @@ async def test_update_rejects_invalid_changes(
 
 async def test_delete_removes_and_a_second_delete_is_not_found(
     dummy_stub: DummyServiceStub,
+    new_owner: NewOwner,
 ) -> None:
-    owner = new_owner()
+    owner = await new_owner()
     entity = await create(dummy_stub, owner)
     await dummy_stub.DeleteEntity(pb.DeleteEntityRequest(owner_id=owner, id=entity.id))
     await expect_status(
@@ -196,10 +223,11 @@ async def test_delete_removes_and_a_second_delete_is_not_found(
 
 async def test_list_pages_in_creation_order_without_repeats_or_gaps(
     dummy_stub: DummyServiceStub,
+    new_owner: NewOwner,
 ) -> None:
-    owner = new_owner()
+    owner = await new_owner()
     created = [await create(dummy_stub, owner, f"e{i}") for i in range(7)]
-    await create(dummy_stub, new_owner(), "someone else's")
+    await create(dummy_stub, await new_owner(), "someone else's")
     seen: list[str] = []
     token = ""
     pages = 0
@@ -221,14 +249,18 @@ async def test_list_pages_in_creation_order_without_repeats_or_gaps(
     assert pages == 3
 
 
-async def test_list_of_an_owner_without_entities_is_empty(dummy_stub: DummyServiceStub) -> None:
-    page = await dummy_stub.ListEntities(pb.ListEntitiesRequest(owner_id=new_owner()))
+async def test_list_of_an_owner_without_entities_is_empty(
+    dummy_stub: DummyServiceStub, new_owner: NewOwner
+) -> None:
+    page = await dummy_stub.ListEntities(pb.ListEntitiesRequest(owner_id=await new_owner()))
     assert list(page.entities) == []
     assert page.next_page_token == ""
 
 
-async def test_list_default_page_size_is_50(dummy_stub: DummyServiceStub) -> None:
-    owner = new_owner()
+async def test_list_default_page_size_is_50(
+    dummy_stub: DummyServiceStub, new_owner: NewOwner
+) -> None:
+    owner = await new_owner()
     for i in range(51):
         await create(dummy_stub, owner, f"e{i}")
     page = await dummy_stub.ListEntities(pb.ListEntitiesRequest(owner_id=owner))
@@ -242,20 +274,24 @@ async def test_list_default_page_size_is_50(dummy_stub: DummyServiceStub) -> Non
     ids=["negative size", "size above 100", "garbage token", "forged token"],
 )
 async def test_list_rejects_bad_paging(
-    dummy_stub: DummyServiceStub, page_size: int, page_token: str
+    dummy_stub: DummyServiceStub, new_owner: NewOwner, page_size: int, page_token: str
 ) -> None:
     call = dummy_stub.ListEntities(
-        pb.ListEntitiesRequest(owner_id=new_owner(), page_size=page_size, page_token=page_token)
+        pb.ListEntitiesRequest(
+            owner_id=await new_owner(), page_size=page_size, page_token=page_token
+        )
     )
     await expect_status(call, Code.INVALID_ARGUMENT, mentions="page_")
 
 
-async def test_page_token_of_another_owner_is_rejected(dummy_stub: DummyServiceStub) -> None:
-    owner = new_owner()
+async def test_page_token_of_another_owner_is_rejected(
+    dummy_stub: DummyServiceStub, new_owner: NewOwner
+) -> None:
+    owner = await new_owner()
     for i in range(3):
         await create(dummy_stub, owner, f"e{i}")
     first = await dummy_stub.ListEntities(pb.ListEntitiesRequest(owner_id=owner, page_size=1))
     call = dummy_stub.ListEntities(
-        pb.ListEntitiesRequest(owner_id=new_owner(), page_token=first.next_page_token)
+        pb.ListEntitiesRequest(owner_id=await new_owner(), page_token=first.next_page_token)
     )
     await expect_status(call, Code.INVALID_ARGUMENT, mentions="page_token")

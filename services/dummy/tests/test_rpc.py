@@ -10,6 +10,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from dummy.domain import PageCursor
+from dummy.errors import OwnersUnavailable, UnknownOwner
+from dummy.owners import InMemoryOwners
 from dummy.repository import InMemoryEntityRepository
 from dummy.rpc.create_entity import create_entity
 from dummy.rpc.delete_entity import delete_entity
@@ -32,7 +34,9 @@ def repository() -> InMemoryEntityRepository:
 
 async def stored(repository: InMemoryEntityRepository, owner: UUID = OWNER) -> pb.Entity:
     response = await create_entity(
-        pb.CreateEntityRequest(owner_id=str(owner), name="stored", description="kept"), repository
+        pb.CreateEntityRequest(owner_id=str(owner), name="stored", description="kept"),
+        repository,
+        InMemoryOwners(),
     )
     return response.entity
 
@@ -72,9 +76,9 @@ async def test_create_entity(
     repository: InMemoryEntityRepository, request_: pb.CreateEntityRequest, failure: Failure | None
 ) -> None:
     if failure is not None:
-        await expect_failure(create_entity(request_, repository), failure)
+        await expect_failure(create_entity(request_, repository, InMemoryOwners()), failure)
         return
-    entity = (await create_entity(request_, repository)).entity
+    entity = (await create_entity(request_, repository, InMemoryOwners())).entity
     assert entity.owner_id == request_.owner_id
     assert entity.name == request_.name.strip()
     assert entity.description == request_.description
@@ -86,11 +90,42 @@ async def test_create_entity_with_request_id_is_idempotent(
     repository: InMemoryEntityRepository,
 ) -> None:
     request = pb.CreateEntityRequest(owner_id=str(OWNER), name="once", request_id=str(uuid4()))
-    first = (await create_entity(request, repository)).entity
-    again = (await create_entity(request, repository)).entity
+    first = (await create_entity(request, repository, InMemoryOwners())).entity
+    again = (await create_entity(request, repository, InMemoryOwners())).entity
     assert again == first
     listed = await list_entities(pb.ListEntitiesRequest(owner_id=str(OWNER)), repository)
     assert [e.id for e in listed.entities] == [first.id]
+
+
+async def test_create_entity_for_an_owner_who_is_not_a_user_stores_nothing(
+    repository: InMemoryEntityRepository,
+) -> None:
+    owners = InMemoryOwners(known={OTHER_OWNER})
+    request = pb.CreateEntityRequest(owner_id=str(OWNER), name="a")
+    await expect_failure(create_entity(request, repository, owners), Failure(UnknownOwner))
+    assert owners.asked == [OWNER]
+    assert (await repository.list(OWNER, None, 10)).entities == []
+
+
+async def test_create_entity_when_the_user_service_cannot_be_asked(
+    repository: InMemoryEntityRepository,
+) -> None:
+    owners = InMemoryOwners()
+    owners.unavailable = True
+    request = pb.CreateEntityRequest(owner_id=str(OWNER), name="a")
+    await expect_failure(create_entity(request, repository, owners), Failure(OwnersUnavailable))
+    assert (await repository.list(OWNER, None, 10)).entities == []
+
+
+async def test_an_invalid_request_is_refused_before_the_user_service_is_asked(
+    repository: InMemoryEntityRepository,
+) -> None:
+    owners = InMemoryOwners()
+    request = pb.CreateEntityRequest(owner_id=str(OWNER), name="")
+    await expect_failure(
+        create_entity(request, repository, owners), Failure(InvalidArgument, "name")
+    )
+    assert owners.asked == []
 
 
 # ---------------------------------------------------------------- Get / Delete
@@ -263,7 +298,9 @@ async def test_list_entities_pages_through_everything_once_in_order(
 # ---------------------------------------------------------------- storage failure
 
 STORAGE_CALLS: dict[str, Callable[[InMemoryEntityRepository], Awaitable[Any]]] = {
-    "create": lambda r: create_entity(pb.CreateEntityRequest(owner_id=str(OWNER), name="a"), r),
+    "create": lambda r: create_entity(
+        pb.CreateEntityRequest(owner_id=str(OWNER), name="a"), r, InMemoryOwners()
+    ),
     "get": lambda r: get_entity(pb.GetEntityRequest(owner_id=str(OWNER), id=str(MISSING)), r),
     "list": lambda r: list_entities(pb.ListEntitiesRequest(owner_id=str(OWNER)), r),
     "update": lambda r: update_entity(

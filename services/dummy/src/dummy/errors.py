@@ -1,8 +1,10 @@
 """Errors of the dummy service.
 
     DummyError
-    ├── EntityNotFound         (NotFound)       no entity with this id for this owner
-    └── StorageUnavailable     (Unavailable)    from servicekit: the database is unreachable
+    ├── EntityNotFound         (NotFound)            no entity with this id for this owner
+    ├── UnknownOwner           (FailedPrecondition)  the owner is not a user
+    ├── OwnersUnavailable      (Unavailable)         the user service could not be asked
+    └── StorageUnavailable     (Unavailable)         from servicekit: the database is unreachable
 
 Validation failures are servicekit's InvalidArgument, which names the field.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from servicekit.errors import NotFound, ServiceError
+from servicekit.errors import FailedPrecondition, NotFound, ServiceError, Unavailable
 
 
 class DummyError(ServiceError):
@@ -22,3 +24,13 @@ class EntityNotFound(DummyError, NotFound):
     def __init__(self, entity_id: UUID) -> None:
         # Deliberately the same for "does not exist" and "owned by someone else".
         super().__init__(f"entity {entity_id} not found")
+
+
+class UnknownOwner(DummyError, FailedPrecondition):
+    def __init__(self, owner_id: UUID) -> None:
+        super().__init__(f"owner_id {owner_id} is not a user")
+
+
+class OwnersUnavailable(DummyError, Unavailable):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the user service could not be asked about the owner ({reason}); retry")

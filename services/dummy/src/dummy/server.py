@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dummy.owners import Owners
 from dummy.repository import EntityRepository
 from dummy.rpc.create_entity import create_entity
 from dummy.rpc.delete_entity import delete_entity
@@ -18,13 +19,14 @@ if TYPE_CHECKING:
 
 
 class DummyServicer(dummy_pb2_grpc.DummyServiceServicer):
-    def __init__(self, repository: EntityRepository) -> None:
+    def __init__(self, repository: EntityRepository, owners: Owners) -> None:
         self._repository = repository
+        self._owners = owners
 
     async def CreateEntity(
         self, request: dummy_pb2.CreateEntityRequest, context: Context
     ) -> dummy_pb2.CreateEntityResponse:
-        return await create_entity(request, self._repository)
+        return await create_entity(request, self._repository, self._owners)
 
     async def GetEntity(
         self, request: dummy_pb2.GetEntityRequest, context: Context
@@ -47,8 +49,8 @@ class DummyServicer(dummy_pb2_grpc.DummyServiceServicer):
         return await delete_entity(request, self._repository)
 
 
-def registration(repository: EntityRepository) -> ServiceRegistration:
-    servicer = DummyServicer(repository)
+def registration(repository: EntityRepository, owners: Owners) -> ServiceRegistration:
+    servicer = DummyServicer(repository, owners)
     return ServiceRegistration(
         full_name=dummy_pb2.DESCRIPTOR.services_by_name["DummyService"].full_name,
         add_to_server=lambda server: dummy_pb2_grpc.add_DummyServiceServicer_to_server(

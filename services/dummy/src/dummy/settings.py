@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.settings import ServiceSettings
@@ -9,3 +10,10 @@ from servicekit.settings import ServiceSettings
 
 class DummySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="DUMMY_", frozen=True, extra="ignore")
+
+    user_address: str = Field(
+        pattern=r"^[^\s:]+:\d+$", description="host:port of the user service (owner checks)"
+    )
+    user_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="deadline of each call to the user service"
+    )

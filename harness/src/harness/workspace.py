@@ -1,0 +1,117 @@
+"""The services of a uv workspace shaped like this kit, read from its pyproject files.
+
+A member is a service when its pyproject.toml has a ``[tool.kit.service]`` table:
+
+    [tool.kit.service]
+    grpc-port = 50053                           # the port it listens on in containers
+    calls = { user = "DUMMY_USER_ADDRESS" }     # services it calls, and the setting
+                                                # that gives it each one's address
+
+scripts/dockergen.py builds Dockerfiles from this graph; scripts/dev.py and the
+harness's stacks start services in the order it gives.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class WorkspaceError(Exception):
+    """The workspace's pyproject files describe an impossible graph."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """A workspace member: its package name, folder, and workspace dependencies."""
+
+    name: str
+    path: Path  # relative to the workspace root
+    dependencies: tuple[str, ...]
+    grpc_port: int | None  # set for services (pyproject [tool.kit.service])
+    # services it calls: their name -> the setting that gives their address
+    calls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env_prefix(self) -> str:
+        return f"{self.name.upper()}_"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    members: dict[str, Member]
+
+    @classmethod
+    def read(cls, root: Path) -> Workspace:
+        config = tomllib.loads((root / "pyproject.toml").read_text())
+        patterns = config["tool"]["uv"]["workspace"]["members"]
+        folders = sorted({p for pattern in patterns for p in root.glob(pattern) if p.is_dir()})
+        projects = {}
+        for folder in folders:
+            pyproject = folder / "pyproject.toml"
+            if pyproject.exists():
+                projects[folder] = tomllib.loads(pyproject.read_text())
+        names = {project["project"]["name"] for project in projects.values()}
+        members = {}
+        for folder, project in projects.items():
+            name = project["project"]["name"]
+            requirements = project["project"].get("dependencies", [])
+            dependencies = tuple(
+                sorted(_bare_name(r) for r in requirements if _bare_name(r) in names)
+            )
+            service = project.get("tool", {}).get("kit", {}).get("service", {})
+            members[name] = Member(
+                name,
+                folder.relative_to(root),
+                dependencies,
+                service.get("grpc-port"),
+                dict(service.get("calls", {})),
+            )
+        return cls(root, members)
+
+    def closure(self, name: str) -> list[Member]:
+        """``name`` and every member it depends on, dependencies first."""
+        ordered: list[Member] = []
+
+        def visit(current: str, path: tuple[str, ...]) -> None:
+            if current in path:
+                raise WorkspaceError(f"workspace dependency cycle: {' -> '.join((*path, current))}")
+            member = self.members[current]
+            for dependency in member.dependencies:
+                visit(dependency, (*path, current))
+            if member not in ordered:
+                ordered.append(member)
+
+        visit(name, ())
+        return ordered
+
+    def services(self) -> list[Member]:
+        """The services, each after the services it calls."""
+        services = {m.name: m for m in self.members.values() if m.grpc_port is not None}
+        ordered: list[Member] = []
+
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            if name in path:
+                raise WorkspaceError(
+                    f"services call each other in a cycle: {' -> '.join((*path, name))}"
+                )
+            if name not in services:
+                raise WorkspaceError(
+                    f"{path[-1]} calls {name!r}, which is not a service of the workspace"
+                )
+            for callee in sorted(services[name].calls):
+                visit(callee, (*path, name))
+            if services[name] not in ordered:
+                ordered.append(services[name])
+
+        for name in sorted(services):
+            visit(name, ())
+        return ordered
+
+
+def _bare_name(requirement: str) -> str:
+    for separator in "<>=!~;[ ":
+        requirement = requirement.split(separator, 1)[0]
+    return requirement.strip().lower()
