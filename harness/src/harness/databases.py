@@ -32,7 +32,7 @@ import asyncpg
 
 from harness._loop import BackgroundLoop
 from harness.errors import DatabaseSetupError
-from harness.postgres import PostgresServer
+from harness.postgres import PostgresEndpoint
 
 MIGRATIONS_TABLE = "schema_migrations"
 TEMPLATE_SUFFIX = "_template"
@@ -91,7 +91,7 @@ class Databases:
 
     def __init__(
         self,
-        server: PostgresServer,
+        server: PostgresEndpoint,
         specs: Sequence[DatabaseSpec],
         strategy: CleanStrategy,
         loop: BackgroundLoop,
@@ -130,7 +130,7 @@ class Databases:
         await self._admin.execute(f"DROP DATABASE IF EXISTS {_quote(spec.name)} WITH (FORCE)")
         # FILE_COPY copies the template's files (after a checkpoint, cheap with fsync off);
         # servers before 15 have no STRATEGY and always copy files.
-        strategy = " STRATEGY FILE_COPY" if self.server.binaries.major >= 15 else ""
+        strategy = " STRATEGY FILE_COPY" if self.server.major >= 15 else ""
         await self._admin.execute(
             f"CREATE DATABASE {_quote(spec.name)} TEMPLATE {_quote(spec.template)}{strategy}"
         )
@@ -169,7 +169,8 @@ class Databases:
                 f"migrating database {spec.name!r} (template {spec.template!r}) failed: "
                 f"{type(error).__name__}: {error}"
             )
-            failure.add_note(f"Server log ({self.server.log_path}):\n{self.server.log_tail(15)}")
+            log = self.server.log_tail(15)
+            failure.add_note(f"Server log ({self.server.log_location}):\n{log}")
             raise failure from error
         # A connection the migration left open would make every CREATE DATABASE from this
         # template fail ("source database is being accessed by other users"): cut them, and
@@ -265,7 +266,7 @@ async def _reset_statement(connection: asyncpg.Connection, spec: DatabaseSpec) -
 
 @contextlib.contextmanager
 def databases_from_templates(
-    server: PostgresServer, specs: Sequence[DatabaseSpec], strategy: CleanStrategy
+    server: PostgresEndpoint, specs: Sequence[DatabaseSpec], strategy: CleanStrategy
 ) -> Iterator[Databases]:
     """Create and migrate a template per spec, create the working databases, yield them."""
     with BackgroundLoop("harness-databases") as loop:

@@ -36,7 +36,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 
@@ -407,6 +407,20 @@ def _publish(data_dir: Path, cached: Path) -> None:
 # ------------------------------------------------------------------------ the server
 
 
+class PostgresEndpoint(Protocol):
+    """What the harness needs of any PostgreSQL server, local process or container."""
+
+    @property
+    def major(self) -> int: ...
+
+    @property
+    def log_location(self) -> str: ...
+
+    def dsn(self, database: str = "postgres") -> str: ...
+
+    def log_tail(self, lines: int = 30) -> str: ...
+
+
 @dataclass(frozen=True)
 class PostgresServer:
     """A running server: where to reach it, and where its files are."""
@@ -430,6 +444,14 @@ class PostgresServer:
     @property
     def log_path(self) -> Path:
         return self.directory / "postgres.log"
+
+    @property
+    def log_location(self) -> str:
+        return str(self.log_path)
+
+    @property
+    def major(self) -> int:
+        return self.binaries.major
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
