@@ -28,11 +28,7 @@ test: setup
 # machine (no registry needed), then every service image that changed.
 images: setup
 	scripts/ensure-compose.sh
-	@if docker image inspect python:3.11-slim postgres:16 >/dev/null 2>&1; then \
-	  $(UV) run python scripts/images.py build; \
-	else \
-	  $(UV) run python scripts/images.py base && $(UV) run python scripts/images.py build --local-base; \
-	fi
+	$(UV) run python scripts/images.py build --auto-base
 
 check: setup
 	$(UV) run python scripts/codegen.py --check

@@ -11,8 +11,11 @@ transport.
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -31,7 +34,9 @@ from fixtures.factories import CreateUserRequestFactory
 from fixtures.inprocess import InProcess, NewOwner, serve_in_process
 from fixtures.oauth import FakeGitHub, FakeGoogle
 from harness import DatabaseSpec
+from harness.config import BackendChoice
 from harness.databases import CleanStrategy, Databases
+from harness.services import ServiceSpec, workspace_services
 from servicekit.migrations import migrate
 from user import UserClient
 from user.repository import PostgresUserRepository
@@ -47,6 +52,25 @@ from dummy.v1 import dummy_pb2_grpc
 from user.v1 import user_pb2_grpc
 
 SERVICES = ("auth", "user", "dummy")
+
+
+ROOT = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def harness_services(harness_backend_name: BackendChoice) -> list[ServiceSpec]:
+    """This workspace's services ([tool.kit.service] in their pyproject.toml). On the
+    docker backend their images are built first, or reused when unchanged."""
+    if harness_backend_name is BackendChoice.DOCKER:
+        built = subprocess.run(
+            [sys.executable, str(ROOT / "scripts/images.py"), "build", "--auto-base"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if built.returncode != 0:
+            raise RuntimeError(f"building the service images failed:\n{built.stderr}")
+    return workspace_services(ROOT)
 
 
 @pytest.fixture(scope="session")

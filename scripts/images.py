@@ -223,6 +223,12 @@ def main() -> int:
         if unknown:
             raise ImageError(f"unknown services {unknown}; known: {sorted(services)}")
         python_image = LOCAL_PYTHON_IMAGE if args.local_base else args.python_image
+        if args.auto_base:
+            python_image = PUBLIC_PYTHON_IMAGE
+            if image_id(PUBLIC_PYTHON_IMAGE) is None:
+                python_image = LOCAL_PYTHON_IMAGE
+                if image_id(LOCAL_PYTHON_IMAGE) is None or image_id(LOCAL_POSTGRES_IMAGE) is None:
+                    build_base(force=False)
         outcomes = [
             build_service(workspace, services[name], python_image)
             for name in (args.services or sorted(services))

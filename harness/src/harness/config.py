@@ -52,7 +52,32 @@ DB_RESET = _Setting(
     ),
     default=CleanStrategy.RESET.value,
 )
-SETTINGS = (POSTGRES_BIN, DB_RESET)
+BACKEND = _Setting(
+    option="--harness-backend",
+    ini="harness_backend",
+    help=(
+        "where stacks run their services: 'docker' (containers, testcontainers), 'process' "
+        "(local processes, no Docker needed) or 'auto': docker when a Docker engine answers, "
+        "else process. Default: auto"
+    ),
+    default="auto",
+)
+POSTGRES_IMAGE = _Setting(
+    option="--harness-postgres-image",
+    ini="harness_postgres_image",
+    help=(
+        "Postgres image of the docker backend; default: postgres:16 when it is on this "
+        "machine, else kit/postgres:15 (built from Debian packages by `make images`)"
+    ),
+    default="",
+)
+SETTINGS = (POSTGRES_BIN, DB_RESET, BACKEND, POSTGRES_IMAGE)
+
+
+class BackendChoice(enum.StrEnum):
+    AUTO = "auto"
+    DOCKER = "docker"
+    PROCESS = "process"
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -68,6 +93,8 @@ class HarnessConfig:
 
     postgres_bin: Path | None
     db_reset: CleanStrategy
+    backend: BackendChoice = BackendChoice.AUTO
+    postgres_image: str = ""
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> HarnessConfig:
@@ -82,6 +109,8 @@ class HarnessConfig:
         return cls(
             postgres_bin=postgres_bin,
             db_reset=_choice(DB_RESET, CleanStrategy, config),
+            backend=_choice(BACKEND, BackendChoice, config),
+            postgres_image=POSTGRES_IMAGE.read(config),
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import pytest
 
 from harness import config as _config
@@ -14,19 +16,34 @@ from harness.fixtures import (
     postgres_databases,
     postgres_server,
 )
+from harness.stack_fixtures import (
+    STACK_MARKER,
+    harness_backend_name,
+    harness_mock_server,
+    harness_services,
+    harness_stack_backend,
+    stack,
+    stack_diagnostics,
+)
 
 __all__ = [
     "clean_databases",
+    "harness_backend_name",
     "harness_config",
     "harness_databases",
+    "harness_mock_server",
+    "harness_services",
+    "harness_stack_backend",
     "postgres_databases",
     "postgres_server",
+    "stack",
 ]
 
 MARKERS = (
     "integration: the test runs real infrastructure (Postgres, service processes or "
     "containers); deselect with -m 'not integration'",
     "docker: the test needs a Docker engine; skipped, with the reason, when none answers",
+    STACK_MARKER,
 )
 
 
@@ -42,7 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # A test that reaches any of these (directly or through other fixtures) runs real
 # infrastructure: it is marked `integration` without having to say so.
-INFRASTRUCTURE_FIXTURES = frozenset({"postgres_server"})
+INFRASTRUCTURE_FIXTURES = frozenset({"postgres_server", "harness_stack_backend"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -67,3 +84,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     except Exception as error:  # the header must not fail a run that may never need Postgres
         postgres = f"PostgreSQL not usable: {str(error).splitlines()[0]}"
     return [f"harness: {postgres}", f"harness: db reset strategy: {settings.db_reset}"]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test that used a stack carries its services' log tails."""
+    report = yield
+    if report.failed:
+        for title, text in stack_diagnostics(item).items():
+            report.sections.append((title, text))
+    return report

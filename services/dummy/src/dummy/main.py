@@ -7,12 +7,12 @@ from contextlib import AsyncExitStack
 from importlib.resources import files
 
 import asyncpg
-import grpc
 
 from dummy.owners import UserServiceOwners
 from dummy.repository import PostgresEntityRepository
 from dummy.server import registration
 from dummy.settings import DummySettings
+from servicekit.channels import service_channel
 from servicekit.runner import ServiceDefinition
 from servicekit.runner import main as run_main
 from servicekit.server import ServiceRegistration
@@ -22,7 +22,7 @@ from user import UserClient
 def build(
     pool: asyncpg.Pool, settings: DummySettings, resources: AsyncExitStack
 ) -> Sequence[ServiceRegistration]:
-    channel = grpc.aio.insecure_channel(settings.user_address)
+    channel = service_channel(settings.user_address)
     resources.push_async_callback(channel.close, None)
     owners = UserServiceOwners(UserClient(channel, timeout=settings.user_timeout_seconds))
     return [registration(PostgresEntityRepository(pool), owners)]

@@ -1,0 +1,322 @@
+"""The ``docker`` backend: services and Postgres in containers (testcontainers).
+
+One Postgres container per session (per xdist worker), one network per stack;
+every port published on 127.0.0.1 only; every container and network labelled with
+the owning process, so that a later run reaps what a killed run left (Ryuk, the
+testcontainers reaper, is an image that may not be pullable: it is not used).
+Containers reach what runs in the test process (mocks, the trace receiver) at
+``host.docker.internal``, mapped to the docker0 bridge address the harness binds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Mapping
+
+import asyncpg
+import docker
+import grpc
+from docker.errors import APIError, NotFound
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from testcontainers.core.config import testcontainers_config
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
+
+from harness.errors import HarnessError
+from harness.postgres import _process_alive, _process_start_time
+from harness.services import ServiceSpec
+
+LABEL = "harness"
+OWNER_LABEL = "harness.owner"  # "<pid>-<process start time>" of the test process
+POSTGRES_PASSWORD = "harness"  # noqa: S105 - a throwaway server on loopback, for tests only
+HOST_ALIAS = "host.docker.internal"
+START_TIMEOUT = 60.0
+
+
+class DockerBackendError(HarnessError):
+    """A container did not start, did not get healthy, or an image is missing."""
+
+
+def owner_label() -> str:
+    pid = os.getpid()
+    return f"{pid}-{_process_start_time(pid) or 0}"
+
+
+def labels() -> dict[str, str]:
+    return {LABEL: "true", OWNER_LABEL: owner_label()}
+
+
+def reap_stale_resources(client: docker.DockerClient) -> list[str]:
+    """Remove the containers, then the networks, of harness runs whose process is gone."""
+    reaped: list[str] = []
+
+    def stale(owner: str) -> bool:
+        pid, _, start = owner.partition("-")
+        return pid.isdigit() and not _process_alive(
+            int(pid), int(start) if start.isdigit() else None
+        )
+
+    for container in client.containers.list(all=True, filters={"label": LABEL}):
+        if stale(container.labels.get(OWNER_LABEL, "")):
+            container.remove(force=True, v=True)
+            reaped.append(f"container {container.name}")
+    for network in client.networks.list(filters={"label": LABEL}):
+        if stale(network.attrs.get("Labels", {}).get(OWNER_LABEL, "")):
+            try:
+                network.remove()
+                reaped.append(f"network {network.name}")
+            except APIError:
+                pass  # still in use by a container of a live run: not stale after all
+    return reaped
+
+
+def bridge_address(client: docker.DockerClient) -> str:
+    """The docker0 gateway: an address of this machine that every container can reach."""
+    bridge = client.networks.get("bridge")
+    return str(bridge.attrs["IPAM"]["Config"][0]["Gateway"])
+
+
+def require_image(client: docker.DockerClient, image: str, remedy: str) -> None:
+    try:
+        client.images.get(image)
+    except NotFound:
+        raise DockerBackendError(
+            f"image {image} is not on this machine and the harness does not pull. Remedy: {remedy}"
+        ) from None
+
+
+def published_port(container: DockerContainer, port: int) -> int:
+    wrapped = container.get_wrapped_container()
+    wrapped.reload()
+    bindings = wrapped.attrs["NetworkSettings"]["Ports"].get(f"{port}/tcp") or []
+    for binding in bindings:
+        if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
+            return int(binding["HostPort"])
+    raise DockerBackendError(f"port {port} of {wrapped.name} is not published")
+
+
+class DockerPostgres:
+    """The session's Postgres container; a :class:`~harness.postgres.PostgresEndpoint`."""
+
+    def __init__(self, image: str, network_alias: str = "postgres") -> None:
+        self.alias = network_alias
+        self._container = (
+            DockerContainer(image)
+            .with_env("POSTGRES_PASSWORD", POSTGRES_PASSWORD)
+            .with_env("POSTGRES_USER", "postgres")
+            .with_command(
+                "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                "-c max_connections=200"
+            )
+            .with_bind_ports(5432, ("127.0.0.1", None))  # type: ignore[arg-type]
+            .with_tmpfs_mount("/var/lib/postgresql/data")
+            .with_kwargs(labels=labels())
+        )
+        self._port = 0
+        self._major = 0
+
+    @property
+    def major(self) -> int:
+        return self._major
+
+    @property
+    def log_location(self) -> str:
+        return f"container {self._container.get_wrapped_container().name}"
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres:{POSTGRES_PASSWORD}@127.0.0.1:{self._port}/{database}"
+
+    def service_dsn(self, database: str) -> str:
+        """The DSN services use, over the stack's network."""
+        return f"postgresql://postgres:{POSTGRES_PASSWORD}@{self.alias}:5432/{database}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        out, err = self._container.get_logs()
+        return "\n".join((out + err).decode(errors="replace").splitlines()[-lines:])
+
+    def start(self, timeout: float = START_TIMEOUT) -> None:
+        self._container.start()
+        self._port = published_port(self._container, 5432)
+        self._major = asyncio.run(self._wait_until_ready(within=timeout))
+
+    async def _wait_until_ready(self, *, within: float) -> int:
+        # The image's first server listens on its socket only; a TCP connection that
+        # succeeds is the real server (the way testcontainers checks it, too).
+        deadline = time.monotonic() + within
+        last: BaseException | None = None
+        while time.monotonic() < deadline:
+            if self._container.status not in ("created", "running"):
+                break
+            try:
+                connection = await asyncpg.connect(self.dsn(), timeout=2)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+                last = error
+                await _pause()
+                continue
+            try:
+                version = await connection.fetchval("SHOW server_version_num")
+            finally:
+                await connection.close()
+            return int(version) // 10000
+        raise DockerBackendError(
+            f"the Postgres container did not accept connections within {within}s "
+            f"(last error: {last}).\nLast log lines:\n{self.log_tail()}"
+        )
+
+    def connect(self, network: Network) -> None:
+        network.connect(self._container.get_container_id(), [self.alias])
+
+    def stop(self) -> None:
+        self._container.stop()
+
+
+async def _pause() -> None:
+    # Between two connection attempts (each itself waits up to its timeout): the
+    # server is still starting, and retrying at once would only spin.
+    await asyncio.sleep(0.05)
+
+
+class DockerService:
+    """A service container on a stack's network, published on a random loopback port."""
+
+    def __init__(
+        self, spec: ServiceSpec, env: Mapping[str, str], network: Network, bridge: str
+    ) -> None:
+        self.name = spec.name
+        self._spec = spec
+        self._container = (
+            DockerContainer(spec.image)
+            .with_envs(
+                **{
+                    **env,
+                    f"{spec.env_prefix}GRPC_HOST": "0.0.0.0",  # noqa: S104 - inside the container
+                    f"{spec.env_prefix}GRPC_PORT": str(spec.grpc_port),
+                }
+            )
+            .with_network(network)
+            .with_network_aliases(spec.name)
+            .with_bind_ports(spec.grpc_port, ("127.0.0.1", None))  # type: ignore[arg-type]
+            .with_name(f"harness-{spec.name}-{uuid.uuid4().hex[:8]}")
+            .with_kwargs(labels=labels(), extra_hosts={HOST_ALIAS: bridge})
+        )
+        self._port = 0
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self._port}"
+
+    @property
+    def running(self) -> bool:
+        try:
+            return self._container.status == "running"
+        except NotFound:
+            return False
+
+    def start(self) -> None:
+        if self._container._container is None:
+            self._container.start()
+        else:
+            self._container.get_wrapped_container().start()
+        self._port = published_port(self._container, self._spec.grpc_port)
+        self._wait_until_serving(START_TIMEOUT)
+
+    def _wait_until_serving(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        problem = "no answer"
+        with grpc.insecure_channel(self.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                if not self.running:
+                    problem = "the container exited"
+                    break
+                try:
+                    answer = health.Check(
+                        health_pb2.HealthCheckRequest(), timeout=1.0, wait_for_ready=True
+                    )
+                except grpc.RpcError as error:
+                    problem = str(error.code())
+                    continue
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                problem = "NOT_SERVING"
+        raise DockerBackendError(
+            f"{self.name} ({self._spec.image}) did not serve within {timeout}s: {problem}.\n"
+            f"Last log lines:\n{self.log_tail(30)}"
+        )
+
+    def stop(self) -> None:
+        self._container.get_wrapped_container().stop(timeout=15)
+
+    def kill(self) -> None:
+        self._container.get_wrapped_container().kill()
+        self._container.get_wrapped_container().wait()
+
+    def log_tail(self, lines: int = 50) -> str:
+        try:
+            out, err = self._container.get_logs()
+        except NotFound:
+            return ""
+        return "\n".join((out + err).decode(errors="replace").splitlines()[-lines:])
+
+    def remove(self) -> None:
+        self._container.stop()
+
+
+class DockerBackend:
+    """Services as containers; one Postgres container for the session."""
+
+    name = "docker"
+
+    def __init__(self, postgres_image: str) -> None:
+        # Ryuk would be pulled from a registry: the harness reaps by its own labels.
+        testcontainers_config.ryuk_disabled = True
+        self._client = docker.from_env()
+        reap_stale_resources(self._client)
+        require_image(self._client, postgres_image, "`make images` (or docker pull it)")
+        self.reachable_host = HOST_ALIAS
+        self.bridge = bridge_address(self._client)
+        self.postgres = DockerPostgres(postgres_image)
+        self.postgres.start()
+        self._networks: list[Network] = []
+        self._services: list[DockerService] = []
+
+    def database_url(self, database: str) -> str:
+        return self.postgres.service_dsn(database)
+
+    def service_address(self, spec: ServiceSpec, handle: DockerService) -> str:
+        """How a service reaches another: by its alias on the stack's network."""
+        return f"{spec.name}:{spec.grpc_port}"
+
+    def network(self) -> Network:
+        """A new network for a stack, with Postgres on it."""
+        network = Network(docker_network_kw={"labels": labels()}).create()
+        self._networks.append(network)
+        self.postgres.connect(network)
+        return network
+
+    def start_service(
+        self, spec: ServiceSpec, env: Mapping[str, str], network: Network | None
+    ) -> DockerService:
+        assert network is not None, "docker services run on a stack's network"
+        require_image(
+            self._client,
+            spec.image,
+            "build the service images (`make images`, or `python scripts/images.py build`)",
+        )
+        handle = DockerService(spec, env, network, self.bridge)
+        self._services.append(handle)
+        handle.start()
+        return handle
+
+    def close(self) -> None:
+        for handle in reversed(self._services):
+            handle.remove()
+        self._services.clear()
+        self.postgres.stop()
+        for network in self._networks:
+            network.remove()
+        self._networks.clear()
+        self._client.close()

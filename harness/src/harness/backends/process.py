@@ -1,0 +1,96 @@
+"""The ``process`` backend: each service a local ``python -m <service>``, Postgres a local
+server process (harness.postgres). No Docker needed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from harness.postgres import PostgresServer
+from harness.process import ServiceProcess
+from harness.services import ServiceSpec
+
+
+class ProcessService:
+    """A service process that keeps its port across restarts, so that the services
+    calling it (configured with its address) reach it again."""
+
+    def __init__(self, spec: ServiceSpec, env: Mapping[str, str], log_path: Path) -> None:
+        self.name = spec.name
+        self._spec = spec
+        self._env = dict(env)
+        self._log_path = log_path
+        self._port = 0
+        self._process: ServiceProcess | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self._port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.running()
+
+    def start(self) -> None:
+        prefix = self._spec.env_prefix
+        self._process = ServiceProcess(
+            name=self.name,
+            module=self._spec.python_module,
+            env={
+                **self._env,
+                f"{prefix}GRPC_HOST": "127.0.0.1",
+                f"{prefix}GRPC_PORT": str(self._port),
+            },
+            log_path=self._log_path,
+        )
+        self._process.start()
+        assert self._process.port is not None
+        self._port = self._process.port
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+
+    def log_tail(self, lines: int = 50) -> str:
+        return self._process.log_tail(lines) if self._process is not None else ""
+
+
+class ProcessBackend:
+    """Services as local processes on the session's local Postgres."""
+
+    name = "process"
+    # Where services reach what runs in the test process (mocks, the trace receiver).
+    reachable_host = "127.0.0.1"
+
+    def __init__(self, postgres: PostgresServer, log_dir: Path) -> None:
+        self.postgres = postgres
+        self._log_dir = log_dir
+        self._services: list[ProcessService] = []
+
+    def database_url(self, database: str) -> str:
+        return self.postgres.dsn(database)
+
+    def service_address(self, spec: ServiceSpec, handle: ProcessService) -> str:
+        """How a service reaches another: its loopback address."""
+        return handle.address
+
+    def network(self) -> None:
+        """Processes share the loopback: no network to make."""
+        return None
+
+    def start_service(
+        self, spec: ServiceSpec, env: Mapping[str, str], network: None = None
+    ) -> ProcessService:
+        handle = ProcessService(spec, env, self._log_dir / f"{spec.name}.log")
+        handle.start()
+        self._services.append(handle)
+        return handle
+
+    def close(self) -> None:
+        for handle in reversed(self._services):
+            handle.stop()
+        self._services.clear()

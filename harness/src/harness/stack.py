@@ -1,0 +1,195 @@
+"""A stack: some services booted with what they need, on one backend.
+
+Asking for a service brings the services it calls (``ServiceSpec.calls``) unless a
+mock stands in for one; the databases of the booted services live on the
+session's Postgres. A stack is booted once per session for each distinct request
+and cleaned before every test: databases reset, mocks reset, services that a
+fault test stopped or killed started again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from harness.errors import HarnessError
+from harness.services import ServiceHandle, ServiceSpec
+
+
+class StackError(HarnessError):
+    """A stack was asked for something it cannot be: an unknown service, a cycle..."""
+
+
+@dataclass(frozen=True)
+class StackRequest:
+    """What a test asks for: services by name, and the ones replaced by mocks."""
+
+    services: tuple[str, ...]
+    mocks: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return tuple(sorted(self.services)), tuple(sorted(self.mocks))
+
+
+class Backend(Protocol):
+    name: str
+    reachable_host: str
+
+    def database_url(self, database: str) -> str: ...
+
+    def service_address(self, spec: ServiceSpec, handle: Any) -> str: ...
+
+    def network(self) -> Any: ...
+
+    def start_service(self, spec: ServiceSpec, env: Mapping[str, str], network: Any) -> Any: ...
+
+
+class ServedMock(Protocol):
+    """A generated mock served on a port (harness.mocks)."""
+
+    def reset(self) -> None: ...
+
+
+@dataclass
+class MockEndpoint:
+    """A mock as a stack holds it: the mock, and where services reach it."""
+
+    mock: Any
+    address: str
+
+
+# Serves the mock of a service where the backend's services can reach it.
+MockServer = Callable[[ServiceSpec, str], MockEndpoint]
+
+
+def boot_order(
+    specs: Mapping[str, ServiceSpec], request: StackRequest
+) -> tuple[list[ServiceSpec], list[ServiceSpec]]:
+    """The services to boot (each after those it calls) and the services to mock."""
+    unknown = sorted(name for name in (*request.services, *request.mocks) if name not in specs)
+    if unknown:
+        raise StackError(f"unknown services {unknown}; declared: {sorted(specs)}")
+    clash = sorted(set(request.services) & set(request.mocks))
+    if clash:
+        raise StackError(f"{clash} asked for both as a service and as a mock")
+    booted: list[ServiceSpec] = []
+    mocked = [specs[name] for name in sorted(set(request.mocks))]
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise StackError(f"services call each other in a cycle: {' -> '.join((*path, name))}")
+        if name in request.mocks:
+            return
+        spec = specs[name]
+        for callee in sorted(spec.calls):
+            if callee not in specs:
+                raise StackError(f"{name} calls {callee!r}, which is not declared")
+            visit(callee, (*path, name))
+        if spec not in booted:
+            booted.append(spec)
+
+    for name in request.services:
+        visit(name, ())
+    return booted, mocked
+
+
+@dataclass
+class Stack:
+    """Booted services of one request on one backend. Plain code: usable without pytest."""
+
+    backend: Backend
+    request: StackRequest
+    handles: dict[str, ServiceHandle] = field(default_factory=dict)
+    mocks: dict[str, MockEndpoint] = field(default_factory=dict)
+    boot_seconds: float = 0.0
+
+    @classmethod
+    def boot(
+        cls,
+        backend: Backend,
+        specs: Sequence[ServiceSpec],
+        request: StackRequest,
+        *,
+        serve_mock: MockServer | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> Stack:
+        started = time.monotonic()
+        by_name = {spec.name: spec for spec in specs}
+        to_boot, to_mock = boot_order(by_name, request)
+        stack = cls(backend, request)
+        network = backend.network()
+        addresses: dict[str, str] = {}
+        try:
+            for spec in to_mock:
+                if serve_mock is None:
+                    raise StackError("this stack needs mocks but no mock server was given")
+                endpoint = serve_mock(spec, backend.reachable_host)
+                stack.mocks[spec.name] = endpoint
+                addresses[spec.name] = endpoint.address
+            for spec in to_boot:
+                env = {**(extra_env or {}), **spec.env}
+                if spec.database is not None:
+                    env[f"{spec.env_prefix}DATABASE_URL"] = backend.database_url(spec.database)
+                for callee, setting in spec.calls.items():
+                    env[setting] = addresses[callee]
+                handle = backend.start_service(spec, env, network)
+                stack.handles[spec.name] = handle
+                addresses[spec.name] = backend.service_address(spec, handle)
+        except BaseException:
+            stack.close()
+            raise
+        stack.boot_seconds = time.monotonic() - started
+        return stack
+
+    def address(self, name: str) -> str:
+        """host:port of a booted service (or a mock), reachable from the test."""
+        if name in self.handles:
+            return self.handles[name].address
+        if name in self.mocks:
+            return self.mocks[name].address
+        raise StackError(f"{name!r} is not in this stack: {sorted([*self.handles, *self.mocks])}")
+
+    def handle(self, name: str) -> ServiceHandle:
+        try:
+            return self.handles[name]
+        except KeyError:
+            raise StackError(f"{name!r} is not a booted service of this stack") from None
+
+    def mock(self, name: str) -> Any:
+        try:
+            return self.mocks[name].mock
+        except KeyError:
+            raise StackError(f"{name!r} is not mocked in this stack") from None
+
+    def stop(self, name: str) -> None:
+        self.handle(name).stop()
+
+    def kill(self, name: str) -> None:
+        self.handle(name).kill()
+
+    def start(self, name: str) -> None:
+        self.handle(name).start()
+
+    def restart(self, name: str) -> None:
+        handle = self.handle(name)
+        handle.stop()
+        handle.start()
+
+    def logs(self, name: str, lines: int = 50) -> str:
+        return self.handle(name).log_tail(lines)
+
+    def heal(self) -> None:
+        """Start again whatever a test stopped or killed, reset the mocks."""
+        for handle in self.handles.values():
+            if not handle.running:
+                handle.start()
+        for endpoint in self.mocks.values():
+            endpoint.mock.reset()
+
+    def close(self) -> None:
+        for handle in reversed(list(self.handles.values())):
+            if handle.running:
+                handle.stop()

@@ -1,0 +1,237 @@
+"""Fixtures of service stacks; re-exported by the plugin module.
+
+@pytest.mark.stack("dummy", mocks=["user"])
+async def test_something(stack: StackView) -> None:
+    entities = stack.stub("dummy", DummyServiceStub)
+    ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+import pytest_asyncio
+
+from harness.config import BackendChoice, HarnessConfig
+from harness.databases import Databases, DatabaseSpec, databases_from_templates
+from harness.docker import docker_unavailable
+from harness.postgres import PostgresServer
+from harness.services import ServiceSpec
+from harness.stack import Backend, MockServer, Stack, StackError, StackRequest
+
+StubT = TypeVar("StubT")
+
+# Reconnect within ~0.1-1 s of a restarted service, not gRPC's default 1-120 s backoff.
+RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
+
+STACK_MARKER = (
+    "stack(*services, mocks=()): the services the test needs, booted with the services they "
+    "call (unless mocked) by the `stack` fixture; `mocks` are served by generated gRPC mocks"
+)
+
+
+@pytest.fixture(scope="session")
+def harness_services() -> list[ServiceSpec]:
+    """Override this to declare the services your stacks may boot.
+
+    Return one :class:`~harness.ServiceSpec` per service (name, port, image, the
+    services it calls and the settings that carry their addresses, its database);
+    ``harness.workspace_services(root)`` reads them from a workspace shaped like this
+    kit. Default: none.
+    """
+    return []
+
+
+def resolve_backend(choice: BackendChoice) -> BackendChoice:
+    if choice is not BackendChoice.AUTO:
+        return choice
+    return BackendChoice.DOCKER if docker_unavailable() is None else BackendChoice.PROCESS
+
+
+@pytest.fixture(scope="session")
+def harness_backend_name(harness_config: HarnessConfig) -> BackendChoice:
+    """The backend stacks run on this session: docker or process."""
+    return resolve_backend(harness_config.backend)
+
+
+def default_postgres_image() -> str:
+    import docker
+
+    client = docker.from_env()
+    try:
+        for image in ("postgres:16", "kit/postgres:15"):
+            try:
+                client.images.get(image)
+            except docker.errors.NotFound:
+                continue
+            return image
+    finally:
+        client.close()
+    return "postgres:16"  # missing: the backend says so, with the remedy
+
+
+@dataclass
+class BackendSession:
+    """The session's backend, and the declared databases on its Postgres."""
+
+    backend: Backend
+    databases: Databases
+    stacks: dict[Any, Stack] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="session")
+def harness_stack_backend(
+    request: pytest.FixtureRequest,
+    harness_backend_name: BackendChoice,
+    harness_config: HarnessConfig,
+    harness_databases: list[DatabaseSpec],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[BackendSession]:
+    """The backend of every stack of this session (per xdist worker), closed at its end."""
+    with ExitStack() as cleanup:
+        backend: Any
+        if harness_backend_name is BackendChoice.DOCKER:
+            from harness.backends.docker import DockerBackend
+
+            image = harness_config.postgres_image or default_postgres_image()
+            backend = DockerBackend(image)
+            cleanup.callback(backend.close)
+            databases = cleanup.enter_context(
+                databases_from_templates(
+                    backend.postgres, harness_databases, harness_config.db_reset
+                )
+            )
+        else:
+            from harness.backends.process import ProcessBackend
+
+            # the session's local server and databases, shared with tests that use them
+            server = request.getfixturevalue("postgres_server")
+            assert isinstance(server, PostgresServer)
+            databases = request.getfixturevalue("postgres_databases")
+            backend = ProcessBackend(server, Path(tmp_path_factory.mktemp("service-logs")))
+            cleanup.callback(backend.close)
+        session = BackendSession(backend, databases)
+        yield session
+        for stack in session.stacks.values():
+            stack.close()
+
+
+@pytest.fixture(scope="session")
+def harness_mock_server() -> MockServer | None:
+    """How a stack serves the mock of a service; wired by the plugin when mocks exist."""
+    return None
+
+
+def stack_request(node: pytest.Item) -> StackRequest:
+    marker = node.get_closest_marker("stack")
+    if marker is None:
+        raise StackError(
+            f"{node.nodeid} uses the `stack` fixture without @pytest.mark.stack(...): say "
+            "which services it needs, e.g. @pytest.mark.stack('dummy', mocks=['user'])"
+        )
+    unexpected = set(marker.kwargs) - {"mocks"}
+    if unexpected:
+        raise StackError(f"@pytest.mark.stack takes services and mocks=, not {sorted(unexpected)}")
+    return StackRequest(tuple(marker.args), tuple(marker.kwargs.get("mocks", ())))
+
+
+@dataclass
+class StackView:
+    """What a test gets: the stack, channels and stubs opened for this test."""
+
+    stack: Stack
+    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+
+    def address(self, name: str) -> str:
+        return self.stack.address(name)
+
+    def channel(self, name: str) -> grpc.aio.Channel:
+        """An asyncio channel to a service or mock, closed when the test ends."""
+        address = self.stack.address(name)
+        channel = self._channels.get(address)
+        if channel is None:
+            # Own subchannels: gRPC shares them process-wide by address, and one left in
+            # reconnect backoff by an earlier test (after a kill) would fail this one.
+            channel = grpc.aio.insecure_channel(
+                address, options=[("grpc.use_local_subchannel_pool", 1), *RECONNECT_OPTIONS]
+            )
+            self._channels[address] = channel
+        return channel
+
+    def stub(self, name: str, stub_class: Callable[[grpc.aio.Channel], StubT]) -> StubT:
+        """A generated stub on :meth:`channel`: ``stub("dummy", DummyServiceStub)`` is typed
+        as the asyncio flavour, ``DummyServiceAsyncStub``."""
+        return stub_class(self.channel(name))
+
+    def mock(self, name: str) -> Any:
+        return self.stack.mock(name)
+
+    def stop(self, name: str) -> None:
+        self.stack.stop(name)
+
+    def kill(self, name: str) -> None:
+        self.stack.kill(name)
+
+    def start(self, name: str) -> None:
+        self.stack.start(name)
+
+    def restart(self, name: str) -> None:
+        self.stack.restart(name)
+
+    def logs(self, name: str, lines: int = 50) -> str:
+        return self.stack.logs(name, lines)
+
+    async def aclose(self) -> None:
+        for channel in self._channels.values():
+            await channel.close(None)
+        self._channels.clear()
+
+
+_STACK_KEY = pytest.StashKey[Stack]()
+
+
+@pytest_asyncio.fixture
+async def stack(
+    request: pytest.FixtureRequest,
+    harness_stack_backend: BackendSession,
+    harness_services: list[ServiceSpec],
+    harness_mock_server: MockServer | None,
+) -> AsyncIterator[StackView]:
+    """The stack the test's ``@pytest.mark.stack(...)`` asks for, clean: booted once per
+    session, its databases reset, its mocks reset and stopped services started again."""
+    wanted = stack_request(request.node)
+    session = harness_stack_backend
+    booted = session.stacks.get(wanted.key)
+    if booted is None:
+        booted = Stack.boot(
+            session.backend, harness_services, wanted, serve_mock=harness_mock_server
+        )
+        session.stacks[wanted.key] = booted
+    else:
+        booted.heal()
+    session.databases.clean()
+    request.node.stash[_STACK_KEY] = booted
+    view = StackView(booted)
+    yield view
+    await view.aclose()
+
+
+def stack_diagnostics(item: pytest.Item) -> Mapping[str, str]:
+    """Log tails of the services of the test's stack, for a failed test's report."""
+    booted = item.stash.get(_STACK_KEY, None)
+    if booted is None:
+        return {}
+    return {
+        f"service {name} (last 40 log lines)": handle.log_tail(40)
+        for name, handle in booted.handles.items()
+    }
