@@ -245,7 +245,7 @@ def _service_of_stub(stub: Callable[[grpc.aio.Channel], object]) -> ServiceDescr
 
 
 _CODES_HEADER = re.compile(r"^\s*//\s*Status codes every RPC may return:\s*$")
-_CODE_LINE = re.compile(r"^\s*//\s{2,}([A-Z_]+)\b")
+_BLOCK_LINE = re.compile(r"^\s*//\s{2,}(\S.*)$")
 
 
 def contract_status_codes(proto: Path) -> frozenset[grpc.StatusCode]:
@@ -264,12 +264,16 @@ def contract_status_codes(proto: Path) -> frozenset[grpc.StatusCode]:
             "allowed_codes explicitly"
         )
     codes: set[grpc.StatusCode] = set()
+    column: int | None = None  # where the codes start; deeper lines continue an entry
     for line in lines[start + 1 :]:
-        if not re.match(r"^\s*//\s{2,}\S", line):
+        entry = _BLOCK_LINE.match(line)
+        if entry is None:
             break  # the block ends at the first line that is not an indented comment
-        found = _CODE_LINE.match(line)
-        if found and found.group(1) in grpc.StatusCode.__members__:
-            codes.add(grpc.StatusCode[found.group(1)])
+        if column is None:
+            column = entry.start(1)
+        name = entry.group(1).split()[0]
+        if entry.start(1) == column and name in grpc.StatusCode.__members__:
+            codes.add(grpc.StatusCode[name])
     codes.discard(grpc.StatusCode.OK)
     if not codes:
         raise MockError(f"{proto}: the status code block lists no code")
