@@ -1,7 +1,11 @@
 """The life of a service process: the shared part of every service's ``main``.
 
-settings → logging → pool (retried) → migrations → server → SIGTERM/SIGINT →
-graceful stop (NOT_SERVING, drain in-flight calls) → pool closed.
+settings → logging → telemetry → pool (retried) → migrations → server →
+SIGTERM/SIGINT → graceful stop (NOT_SERVING, drain in-flight calls) → pool closed →
+buffered spans exported.
+
+Telemetry follows the standard OpenTelemetry environment variables (see
+:mod:`servicekit.telemetry`): with ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, spans go there.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from importlib.resources.abc import Traversable
 from typing import Generic, TypeVar
 
 import asyncpg
+from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
 
 from servicekit.logging import configure_logging
@@ -24,6 +29,7 @@ from servicekit.migrations import apply_migrations, load_migrations
 from servicekit.postgres import create_pool
 from servicekit.server import ServiceRegistration, create_server
 from servicekit.settings import ServiceSettings
+from servicekit.telemetry import start_telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +50,19 @@ class ServiceDefinition(Generic[S]):
 
 async def run_service(definition: ServiceDefinition[S], settings: S) -> None:
     configure_logging(definition.name, settings.log_level)
+    telemetry = start_telemetry(definition.name)
+    telemetry.install()
+    try:
+        await _serve(definition, settings, telemetry.tracer_provider)
+    finally:
+        # Off the loop: the flush blocks (bounded) on the export of the last spans.
+        await asyncio.to_thread(telemetry.shutdown)
+    logger.info("stopped")
+
+
+async def _serve(
+    definition: ServiceDefinition[S], settings: S, tracer_provider: TracerProvider
+) -> None:
     pool = await create_pool(
         settings.database_url,
         min_size=settings.db_pool_min_size,
@@ -58,6 +77,7 @@ async def run_service(definition: ServiceDefinition[S], settings: S) -> None:
             server = create_server(
                 f"{settings.grpc_host}:{settings.grpc_port}",
                 definition.build(pool, settings, resources),
+                tracer_provider=tracer_provider,
             )
             await server.start()
             # One parseable line that launchers (the harness, scripts/dev.py) wait for.
@@ -72,7 +92,6 @@ async def run_service(definition: ServiceDefinition[S], settings: S) -> None:
             await server.stop(settings.shutdown_grace_seconds)
     finally:
         await pool.close()
-    logger.info("stopped")
 
 
 def main(definition: ServiceDefinition[S], settings_class: type[S]) -> None:

@@ -2,6 +2,10 @@
 
 ``create_server`` builds and binds the server but does not start it, and returns
 the bound port, so tests bind port 0 (grpc/grpc examples/python do the same).
+
+Interceptors, outermost first: tracing (a span per RPC), the access log (inside the
+span, so its line carries the trace id), then the error mapping, so the span and the
+log line see the status the mapping answered (see :mod:`servicekit.telemetry`).
 """
 
 from __future__ import annotations
@@ -14,12 +18,16 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry import trace
 
 from servicekit.errors import ServiceError, status_of
+from servicekit.telemetry import server_interceptors
 
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     # grpc-stubs makes these generic; at run time they are plain classes.
     Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
     _ServerInterceptor: TypeAlias = grpc.aio.ServerInterceptor[Any, Any]
@@ -74,8 +82,10 @@ class ErrorMappingInterceptor(_ServerInterceptor):
             except ServiceError as error:
                 code, details = status_of(error)
                 await context.abort(code, details)
-            except Exception:
+            except Exception as error:
                 logger.exception("unexpected error in %s", method)
+                # The client only learns "internal error"; the trace keeps the cause.
+                trace.get_current_span().record_exception(error)
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
         return grpc.unary_unary_rpc_method_handler(
@@ -105,15 +115,22 @@ class Server:
         await self.grpc_server.stop(grace)
 
 
-def create_server(address: str, services: Sequence[ServiceRegistration]) -> Server:
+def create_server(
+    address: str,
+    services: Sequence[ServiceRegistration],
+    *,
+    tracer_provider: TracerProvider | None = None,
+) -> Server:
     """Build a server with ``services``, health checking and reflection, bound to ``address``.
 
     ``address`` is ``host:port``; port 0 binds a free port, returned in ``Server.port``.
+    Spans go to ``tracer_provider``; None means the process's global provider (a no-op
+    until one is installed).
     """
+    # Order matters: see the module docstring.
+    interceptors = [*server_interceptors(tracer_provider), ErrorMappingInterceptor()]
     # SO_REUSEPORT off: a second server on a taken port must fail, not share the port.
-    grpc_server = grpc.aio.server(
-        interceptors=[ErrorMappingInterceptor()], options=[("grpc.so_reuseport", 0)]
-    )
+    grpc_server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
     for service in services:
         service.add_to_server(grpc_server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
