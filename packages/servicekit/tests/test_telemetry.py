@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -33,6 +34,7 @@ from dummy.owners import InMemoryOwners, UserServiceOwners
 from dummy.repository import InMemoryEntityRepository, PostgresEntityRepository
 from dummy.server import registration as dummy_registration
 from dummy.v1 import dummy_pb2, dummy_pb2_grpc
+from harness.process import ServiceProcess
 from harness.traces import TraceReceiver, assert_logs_carry_trace
 from servicekit import telemetry as telemetry_module
 from servicekit.logging import json_handler
@@ -528,3 +530,39 @@ async def test_every_query_is_a_child_span_of_the_rpc(
     for query in queries:
         assert query.attributes is not None
         assert "pg_advisory_unlock_all" not in str(query.attributes.get("db.statement"))
+
+
+@pytest.mark.integration
+async def test_a_service_process_exports_its_spans_and_flushes_them_when_stopped(
+    clean_databases: Mapping[str, str], tmp_path: Path
+) -> None:
+    with TraceReceiver() as receiver:
+        process = ServiceProcess(
+            name="user",
+            module="user",
+            env={
+                "USER_DATABASE_URL": clean_databases["user"],
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                # no batch is due before the stop: only the flush at stop can deliver
+                "OTEL_BSP_SCHEDULE_DELAY": "600000",
+            },
+            log_path=tmp_path / "user.log",
+        )
+        process.start()
+        try:
+            async with grpc.aio.insecure_channel(process.address) as channel:
+                stub = user_pb2_grpc.UserServiceStub(channel)
+                with (
+                    receiver.client_span("get user") as call,
+                    pytest.raises(grpc.aio.AioRpcError),
+                ):
+                    await stub.GetUser(user_pb2.GetUserRequest(id=MISSING), metadata=call.metadata)
+            assert len(receiver.snapshot(call.trace_id)) == 1  # only the test's own span
+        finally:
+            assert process.stop(timeout=15) == 0, process.log_tail()
+        trace = receiver.trace_sync(call.trace_id, settle=0.05, timeout=5)
+
+    trace.assert_no_orphans().assert_services(["test", "user"])
+    trace.assert_path("get user", "user.v1.UserService/GetUser", "SELECT")
+    trace.assert_rpc("user.v1.UserService/GetUser", service="user", code="NOT_FOUND")
+    assert_logs_carry_trace((tmp_path / "user.log").read_text().splitlines(), trace)

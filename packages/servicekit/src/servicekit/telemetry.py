@@ -17,9 +17,11 @@ Set up at start-up by the runner (the composition root); nothing happens at impo
   (INTERNAL, UNKNOWN, UNAVAILABLE, DEADLINE_EXCEEDED, UNIMPLEMENTED, DATA_LOSS) set the
   span's status to ERROR, the others (NOT_FOUND, INVALID_ARGUMENT...) only the attribute.
 - :func:`client_interceptors`: a CLIENT span per outgoing call, and the ``traceparent``
-  it sends. A service calling another service builds its channel with them::
+  it sends. A service calling another service builds its channel with them (without,
+  the callee starts a new trace)::
 
-      channel = grpc.aio.insecure_channel(address, interceptors=client_interceptors())
+      channel = service_channel(address, interceptors=client_interceptors())
+      # or grpc.aio.insecure_channel(address, interceptors=client_interceptors())
 
 - :func:`instrument_asyncpg`: a CLIENT span per query (named after the SQL verb, with
   ``db.system``, ``db.name``, ``db.statement``; parameters are not recorded), a child
@@ -121,14 +123,18 @@ class Telemetry:
         """Make this the process's provider and trace asyncpg with it (once per process).
 
         The global provider serves code that asks ``trace.get_tracer(__name__)`` and the
-        interceptors built without an explicit provider.
+        interceptors built without an explicit provider. A second service started in the
+        same process keeps the first one's (with a warning): both are process-wide.
         """
         current = trace.get_tracer_provider()
         if isinstance(current, trace.ProxyTracerProvider):
             trace.set_tracer_provider(self.tracer_provider)
         elif current is not self.tracer_provider:
-            logger.warning("a tracer provider is already installed; keeping it")
-        self._undo.append(instrument_asyncpg(self.tracer_provider))
+            logger.warning("a tracer provider is already installed in this process; kept")
+        try:
+            self._undo.append(instrument_asyncpg(self.tracer_provider))
+        except AlreadyInstrumented:
+            logger.warning("asyncpg is already traced in this process, by another provider")
 
     def shutdown(self, timeout_seconds: float = 5.0) -> bool:
         """Export the spans still buffered and stop; give up after ``timeout_seconds``.
@@ -227,6 +233,10 @@ def client_interceptors(
 _asyncpg_lock = threading.Lock()
 
 
+class AlreadyInstrumented(RuntimeError):
+    """asyncpg is already traced (for another provider)."""
+
+
 def instrument_asyncpg(tracer_provider: trace.TracerProvider) -> Callable[[], None]:
     """Trace every asyncpg query with ``tracer_provider``; returns the function that stops it.
 
@@ -236,7 +246,7 @@ def instrument_asyncpg(tracer_provider: trace.TracerProvider) -> Callable[[], No
     instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]  # a singleton: it tracks whether it is applied
     with _asyncpg_lock:
         if instrumentor.is_instrumented_by_opentelemetry:
-            raise RuntimeError("asyncpg is already instrumented; undo that first")
+            raise AlreadyInstrumented("asyncpg is already instrumented; undo that first")
         instrumentor.instrument(tracer_provider=tracer_provider)
         wrapt.wrap_function_wrapper(asyncpg.connection.Connection, "reset", _untraced_reset)
 
