@@ -3,6 +3,7 @@
     python scripts/images.py base            # kit/debian, kit/python:3.11-slim, kit/postgres:15
     python scripts/images.py build           # every service image (or name some)
     python scripts/images.py build --local-base   # FROM kit/python:3.11-slim
+    python scripts/images.py build --auto-base    # public base if present, else local
 
 `build` exports each service's third-party requirements from uv.lock, fills a
 wheelhouse for it on the host (so the image build needs no network: the air-gapped
@@ -210,6 +211,12 @@ def main() -> int:
         "--local-base",
         action="store_true",
         help=f"shorthand for --python-image {LOCAL_PYTHON_IMAGE}",
+    )
+    build.add_argument(
+        "--auto-base",
+        action="store_true",
+        help=f"{PUBLIC_PYTHON_IMAGE} when it is on this machine, else {LOCAL_PYTHON_IMAGE} "
+        "(the local base images built first when missing)",
     )
     build.add_argument("--json", action="store_true", help="print the outcome as JSON")
     args = parser.parse_args()

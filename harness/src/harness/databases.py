@@ -99,11 +99,16 @@ class Databases:
         self.server = server
         self.specs = tuple(specs)
         self.strategy = strategy
-        self.dsns: Mapping[str, str] = {spec.name: server.dsn(spec.name) for spec in specs}
         self._loop = loop
         self._admin: asyncpg.Connection | None = None
         # Per database: a connection kept open, and the statement that empties it.
-        self._resets: list[tuple[asyncpg.Connection, str]] = []
+        # Per database: its name, a connection kept open, and the statement that empties it.
+        self._resets: list[tuple[str, asyncpg.Connection, str]] = []
+
+    @property
+    def dsns(self) -> Mapping[str, str]:
+        """name -> DSN of every working database (read anew: a container's port can move)."""
+        return {spec.name: self.server.dsn(spec.name) for spec in self.specs}
 
     def clean(self) -> Mapping[str, str]:
         """Bring every working database back to its template's state; return name → DSN."""
@@ -113,7 +118,7 @@ class Databases:
     async def _clean(self) -> None:
         if self.strategy is CleanStrategy.RESET:
             try:
-                await asyncio.gather(*(connection.execute(sql) for connection, sql in self._resets))
+                await asyncio.gather(*(self._reset(index) for index in range(len(self._resets))))
             except asyncpg.LockNotAvailableError as error:
                 raise DatabaseSetupError(
                     f"resetting the databases timed out waiting for a lock ({error}): a "
@@ -124,6 +129,15 @@ class Databases:
         else:
             for spec in self.specs:
                 await self._clone(spec)
+
+    async def _reset(self, index: int) -> None:
+        name, connection, statement = self._resets[index]
+        if connection.is_closed():
+            # The server dropped it (a restart; a container joining a network cuts the
+            # connections its published port carried): reconnect, once.
+            connection = await self._connect(name)
+            self._resets[index] = (name, connection, statement)
+        await connection.execute(statement)
 
     async def _clone(self, spec: DatabaseSpec) -> None:
         assert self._admin is not None
@@ -154,7 +168,7 @@ class Databases:
                 if statement is None:  # nothing to empty: no need to hold a connection either
                     await connection.close()
                 else:
-                    self._resets.append((connection, statement))
+                    self._resets.append((spec.name, connection, statement))
 
     async def _create_template(self, spec: DatabaseSpec) -> None:
         assert self._admin is not None
@@ -192,7 +206,7 @@ class Databases:
         )
 
     async def _close(self) -> None:
-        connections = [connection for connection, _ in self._resets]
+        connections = [connection for _, connection, _ in self._resets]
         if self._admin is not None:
             connections.append(self._admin)
         await asyncio.gather(*(connection.close() for connection in connections))

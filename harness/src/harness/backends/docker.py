@@ -11,7 +11,10 @@ Containers reach what runs in the test process (mocks, the trace receiver) at
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import socket
+import struct
 import time
 import uuid
 from collections.abc import Mapping
@@ -25,6 +28,7 @@ from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
+from harness._loop import BackgroundLoop
 from harness.errors import HarnessError
 from harness.postgres import _process_alive, _process_start_time
 from harness.services import ServiceSpec
@@ -74,9 +78,31 @@ def reap_stale_resources(client: docker.DockerClient) -> list[str]:
 
 
 def bridge_address(client: docker.DockerClient) -> str:
-    """The docker0 gateway: an address of this machine that every container can reach."""
+    """The docker0 gateway: an address of this machine that every container can reach
+    (as ``host-gateway``). Docker does not always report it: then it is read off the
+    bridge interface itself."""
     bridge = client.networks.get("bridge")
-    return str(bridge.attrs["IPAM"]["Config"][0]["Gateway"])
+    for config in bridge.attrs.get("IPAM", {}).get("Config") or []:
+        if config.get("Gateway"):
+            return str(config["Gateway"])
+    interface = bridge.attrs.get("Options", {}).get("com.docker.network.bridge.name", "docker0")
+    return interface_address(interface)
+
+
+def interface_address(interface: str) -> str:
+    """The IPv4 address of a network interface of this machine (SIOCGIFADDR)."""
+    siocgifaddr = 0x8915
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            packed = fcntl.ioctl(
+                probe.fileno(), siocgifaddr, struct.pack("256s", interface.encode()[:15])
+            )
+        except OSError as error:
+            raise DockerBackendError(
+                f"cannot find the address of the docker bridge {interface!r} ({error}); "
+                "containers could not reach mocks and the trace receiver"
+            ) from None
+    return socket.inet_ntoa(packed[20:24])
 
 
 def require_image(client: docker.DockerClient, image: str, remedy: str) -> None:
@@ -86,6 +112,22 @@ def require_image(client: docker.DockerClient, image: str, remedy: str) -> None:
         raise DockerBackendError(
             f"image {image} is not on this machine and the harness does not pull. Remedy: {remedy}"
         ) from None
+
+
+def publish_on_loopback(container: DockerContainer, port: int) -> None:
+    """Publish ``port`` on a free port of 127.0.0.1 only (not on every interface).
+    testcontainers' with_bind_ports takes no host address; the docker SDK does."""
+    container.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
+
+
+def container_status(container: DockerContainer) -> str:
+    """The container's status now (testcontainers' ``status`` is the one at creation)."""
+    try:
+        wrapped = container.get_wrapped_container()
+        wrapped.reload()
+    except NotFound:
+        return "removed"
+    return str(wrapped.status)
 
 
 def published_port(container: DockerContainer, port: int) -> int:
@@ -111,12 +153,14 @@ class DockerPostgres:
                 "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                 "-c max_connections=200"
             )
-            .with_bind_ports(5432, ("127.0.0.1", None))  # type: ignore[arg-type]
             .with_tmpfs_mount("/var/lib/postgresql/data")
             .with_kwargs(labels=labels())
         )
+        publish_on_loopback(self._container, 5432)
         self._port = 0
         self._major = 0
+        # asyncpg from synchronous code that may run inside pytest-asyncio's loop
+        self._loop = BackgroundLoop("harness-docker-postgres").__enter__()
 
     @property
     def major(self) -> int:
@@ -140,7 +184,7 @@ class DockerPostgres:
     def start(self, timeout: float = START_TIMEOUT) -> None:
         self._container.start()
         self._port = published_port(self._container, 5432)
-        self._major = asyncio.run(self._wait_until_ready(within=timeout))
+        self._major = self._loop.run(self._wait_until_ready(within=timeout))
 
     async def _wait_until_ready(self, *, within: float) -> int:
         # The image's first server listens on its socket only; a TCP connection that
@@ -148,7 +192,7 @@ class DockerPostgres:
         deadline = time.monotonic() + within
         last: BaseException | None = None
         while time.monotonic() < deadline:
-            if self._container.status not in ("created", "running"):
+            if container_status(self._container) not in ("created", "running"):
                 break
             try:
                 connection = await asyncpg.connect(self.dsn(), timeout=2)
@@ -167,10 +211,15 @@ class DockerPostgres:
         )
 
     def connect(self, network: Network) -> None:
+        """Join a stack's network. Docker then re-publishes the port (a new random host
+        port, a new proxy): connections through the old one are cut."""
         network.connect(self._container.get_container_id(), [self.alias])
+        self._port = published_port(self._container, 5432)
+        self._loop.run(self._wait_until_ready(within=START_TIMEOUT))
 
     def stop(self) -> None:
         self._container.stop()
+        self._loop.close()
 
 
 async def _pause() -> None:
@@ -198,10 +247,10 @@ class DockerService:
             )
             .with_network(network)
             .with_network_aliases(spec.name)
-            .with_bind_ports(spec.grpc_port, ("127.0.0.1", None))  # type: ignore[arg-type]
             .with_name(f"harness-{spec.name}-{uuid.uuid4().hex[:8]}")
-            .with_kwargs(labels=labels(), extra_hosts={HOST_ALIAS: bridge})
+            .with_kwargs(labels=labels(), extra_hosts={HOST_ALIAS: "host-gateway"})
         )
+        publish_on_loopback(self._container, spec.grpc_port)
         self._port = 0
 
     @property
@@ -210,10 +259,7 @@ class DockerService:
 
     @property
     def running(self) -> bool:
-        try:
-            return self._container.status == "running"
-        except NotFound:
-            return False
+        return container_status(self._container) == "running"
 
     def start(self) -> None:
         if self._container._container is None:
