@@ -16,27 +16,31 @@ from harness.fixtures import (
     postgres_databases,
     postgres_server,
 )
+from harness.mocks_fixtures import grpc_mocks
 from harness.stack_fixtures import (
     STACK_MARKER,
     harness_backend_name,
-    harness_mock_server,
     harness_services,
     harness_stack_backend,
     stack,
     stack_diagnostics,
+    trace_receiver,
+    traces,
 )
 
 __all__ = [
     "clean_databases",
+    "grpc_mocks",
     "harness_backend_name",
     "harness_config",
     "harness_databases",
-    "harness_mock_server",
     "harness_services",
     "harness_stack_backend",
     "postgres_databases",
     "postgres_server",
     "stack",
+    "trace_receiver",
+    "traces",
 ]
 
 MARKERS = (
@@ -59,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # A test that reaches any of these (directly or through other fixtures) runs real
 # infrastructure: it is marked `integration` without having to say so.
-INFRASTRUCTURE_FIXTURES = frozenset({"postgres_server", "harness_stack_backend"})
+INFRASTRUCTURE_FIXTURES = frozenset({"postgres_server", "harness_stack_backend", "trace_receiver"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -28,6 +28,8 @@ class ServiceSpec:
     calls: Mapping[str, str] = field(default_factory=dict)
     database: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    # the generated messages module (e.g. "dummy.v1.dummy_pb2"): what a mock is built from
+    proto: str = ""
 
     @property
     def env_prefix(self) -> str:
@@ -48,6 +50,7 @@ def workspace_services(root: Path, *, image_tag: str = "local") -> list[ServiceS
             image=f"kit/{member.name}:{image_tag}",
             calls=dict(member.calls),
             database=member.name,
+            proto=f"{member.name}.v1.{member.name}_pb2",
         )
         for member in Workspace.read(root).services()
     ]

@@ -9,12 +9,14 @@ fault test stopped or killed started again.
 
 from __future__ import annotations
 
+import importlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from harness.errors import HarnessError
+from harness.mocks import GrpcMock
 from harness.services import ServiceHandle, ServiceSpec
 
 
@@ -36,6 +38,9 @@ class StackRequest:
 
 class Backend(Protocol):
     name: str
+    # Where servers of the test process (mocks, the trace receiver) bind, and the name
+    # the services use for that address.
+    bind_host: str
     reachable_host: str
 
     def database_url(self, database: str) -> str: ...
@@ -47,22 +52,30 @@ class Backend(Protocol):
     def start_service(self, spec: ServiceSpec, env: Mapping[str, str], network: Any) -> Any: ...
 
 
-class ServedMock(Protocol):
-    """A generated mock served on a port (harness.mocks)."""
-
-    def reset(self) -> None: ...
-
-
 @dataclass
 class MockEndpoint:
-    """A mock as a stack holds it: the mock, and where services reach it."""
+    """A generated mock serving for a stack: where tests and services reach it."""
 
-    mock: Any
-    address: str
+    mock: GrpcMock[Any]
+    address: str  # from the test process
+    service_address: str  # from the services (a container names the host differently)
 
 
-# Serves the mock of a service where the backend's services can reach it.
-MockServer = Callable[[ServiceSpec, str], MockEndpoint]
+def serve_mock(spec: ServiceSpec, backend: Backend) -> MockEndpoint:
+    """A generated mock of ``spec``'s service, serving where the backend's services reach it."""
+    if not spec.proto:
+        raise StackError(
+            f"{spec.name} has no proto module (ServiceSpec.proto): it cannot be mocked"
+        )
+    module = importlib.import_module(spec.proto)
+    services = list(module.DESCRIPTOR.services_by_name.values())
+    if len(services) != 1:
+        raise StackError(f"{spec.proto} defines {len(services)} services; a mock needs one")
+    mock: GrpcMock[Any] = GrpcMock(services[0])
+    mock.start(backend.bind_host)
+    return MockEndpoint(
+        mock, f"{backend.bind_host}:{mock.port}", f"{backend.reachable_host}:{mock.port}"
+    )
 
 
 def boot_order(
@@ -113,7 +126,6 @@ class Stack:
         specs: Sequence[ServiceSpec],
         request: StackRequest,
         *,
-        serve_mock: MockServer | None = None,
         extra_env: Mapping[str, str] | None = None,
     ) -> Stack:
         started = time.monotonic()
@@ -124,11 +136,9 @@ class Stack:
         addresses: dict[str, str] = {}
         try:
             for spec in to_mock:
-                if serve_mock is None:
-                    raise StackError("this stack needs mocks but no mock server was given")
-                endpoint = serve_mock(spec, backend.reachable_host)
+                endpoint = serve_mock(spec, backend)
                 stack.mocks[spec.name] = endpoint
-                addresses[spec.name] = endpoint.address
+                addresses[spec.name] = endpoint.service_address
             for spec in to_boot:
                 env = {**(extra_env or {}), **spec.env}
                 if spec.database is not None:
@@ -158,7 +168,7 @@ class Stack:
         except KeyError:
             raise StackError(f"{name!r} is not a booted service of this stack") from None
 
-    def mock(self, name: str) -> Any:
+    def mock(self, name: str) -> GrpcMock[Any]:
         try:
             return self.mocks[name].mock
         except KeyError:
@@ -193,3 +203,5 @@ class Stack:
         for handle in reversed(list(self.handles.values())):
             if handle.running:
                 handle.stop()
+        for endpoint in self.mocks.values():
+            endpoint.mock.close()

@@ -23,7 +23,8 @@ from harness.databases import Databases, DatabaseSpec, databases_from_templates
 from harness.docker import docker_unavailable
 from harness.postgres import PostgresServer
 from harness.services import ServiceSpec
-from harness.stack import Backend, MockServer, Stack, StackError, StackRequest
+from harness.stack import Backend, Stack, StackError, StackRequest
+from harness.traces import TraceReceiver
 
 StubT = TypeVar("StubT")
 
@@ -127,9 +128,34 @@ def harness_stack_backend(
 
 
 @pytest.fixture(scope="session")
-def harness_mock_server() -> MockServer | None:
-    """How a stack serves the mock of a service; wired by the plugin when mocks exist."""
-    return None
+def trace_receiver(harness_backend_name: BackendChoice) -> Iterator[TraceReceiver]:
+    """The session's OTLP receiver: every service of every stack exports its spans here.
+
+    On the docker backend it listens on the docker bridge, where containers reach it as
+    ``host.docker.internal``; on the process backend on the loopback.
+    """
+    if harness_backend_name is BackendChoice.DOCKER:
+        import docker
+
+        from harness.backends.docker import HOST_ALIAS, bridge_address
+
+        client = docker.from_env()
+        try:
+            host = bridge_address(client)
+        finally:
+            client.close()
+        receiver = TraceReceiver(host, advertised_host=HOST_ALIAS)
+    else:
+        receiver = TraceReceiver("127.0.0.1")
+    with receiver:
+        yield receiver
+
+
+@pytest.fixture
+def traces(trace_receiver: TraceReceiver) -> TraceReceiver:
+    """The trace receiver, emptied for this test: ``await traces.trace(trace_id)``."""
+    trace_receiver.clear()
+    return trace_receiver
 
 
 def stack_request(node: pytest.Item) -> StackRequest:
@@ -205,7 +231,7 @@ async def stack(
     request: pytest.FixtureRequest,
     harness_stack_backend: BackendSession,
     harness_services: list[ServiceSpec],
-    harness_mock_server: MockServer | None,
+    trace_receiver: TraceReceiver,
 ) -> AsyncIterator[StackView]:
     """The stack the test's ``@pytest.mark.stack(...)`` asks for, clean: booted once per
     session, its databases reset, its mocks reset and stopped services started again."""
@@ -214,24 +240,43 @@ async def stack(
     booted = session.stacks.get(wanted.key)
     if booted is None:
         booted = Stack.boot(
-            session.backend, harness_services, wanted, serve_mock=harness_mock_server
+            session.backend,
+            harness_services,
+            wanted,
+            extra_env={"OTEL_EXPORTER_OTLP_ENDPOINT": trace_receiver.endpoint},
         )
         session.stacks[wanted.key] = booted
+        trace_receiver.clear()  # start-up spans (migrations) belong to no test
     else:
         booted.heal()
     session.databases.clean()
+    trace_receiver.clear()
     request.node.stash[_STACK_KEY] = booted
+    request.node.stash[_RECEIVER_KEY] = trace_receiver
     view = StackView(booted)
     yield view
     await view.aclose()
 
 
+_RECEIVER_KEY = pytest.StashKey[TraceReceiver]()
+
+
 def stack_diagnostics(item: pytest.Item) -> Mapping[str, str]:
-    """Log tails of the services of the test's stack, for a failed test's report."""
+    """What a failed test's report carries: the log tails of its stack's services and
+    the traces its calls left, as trees."""
+    sections: dict[str, str] = {}
     booted = item.stash.get(_STACK_KEY, None)
-    if booted is None:
-        return {}
-    return {
-        f"service {name} (last 40 log lines)": handle.log_tail(40)
-        for name, handle in booted.handles.items()
-    }
+    if booted is not None:
+        for name, handle in booted.handles.items():
+            sections[f"service {name} (last 40 log lines)"] = handle.log_tail(40)
+        for name, endpoint in booted.mocks.items():
+            calls = endpoint.mock.all_calls()
+            sections[f"mock {name} ({len(calls)} calls)"] = "\n".join(
+                f"{call.rpc}({str(call.request).strip()!r})" for call in calls
+            )
+    receiver = item.stash.get(_RECEIVER_KEY, None)
+    if receiver is not None:
+        spans = receiver.snapshot()
+        if spans.spans:
+            sections["traces of this test"] = spans.render()
+    return sections

@@ -324,6 +324,7 @@ class DockerBackend:
         require_image(self._client, postgres_image, "`make images` (or docker pull it)")
         self.reachable_host = HOST_ALIAS
         self.bridge = bridge_address(self._client)
+        self.bind_host = self.bridge
         self.postgres = DockerPostgres(postgres_image)
         self.postgres.start()
         self._networks: list[Network] = []
