@@ -10,6 +10,7 @@ line is also kept in a log file and in memory, so a failure can show the tail.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -65,6 +66,8 @@ class ServiceProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the child
+            # ... and yet it must not outlive us: a killed test run leaves no service behind.
+            preexec_fn=_die_with_parent,  # prctl only: safe between fork and exec
         )
         self._reader = threading.Thread(
             target=self._read_output, name=f"{self.name}-log", daemon=True
@@ -147,6 +150,16 @@ class ServiceProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL it when the thread that started it dies
+    (Linux PR_SET_PDEATHSIG; elsewhere the child simply outlives a killed run)."""
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
 
 
 def _serving_port(line: str) -> int | None:
