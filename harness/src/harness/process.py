@@ -56,6 +56,15 @@ class ServiceProcess:
         return None if self._process is None else self._process.pid
 
     def start(self) -> None:
+        """Launch, and return once it serves (or raise ServiceStartError)."""
+        self.launch()
+        self.wait_serving()
+
+    def launch(self) -> None:
+        """Start the process without waiting: several services can start side by side.
+
+        Call it from a thread that outlives the service (the process dies with the
+        thread that launched it), e.g. the main thread."""
         self._serving.clear()
         self.port = None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +82,11 @@ class ServiceProcess:
             target=self._read_output, name=f"{self.name}-log", daemon=True
         )
         self._reader.start()
+
+    def wait_serving(self) -> None:
+        """Wait until the launched process serves; raise ServiceStartError if it exits or
+        stays silent for ``start_timeout`` seconds."""
+        assert self._process is not None, "launch() first"
         # The reader sets the event on the "serving" line, or when the output ends
         # (the process died): either way the wait ends without polling.
         output_ended_or_serving = self._serving.wait(self.start_timeout)

@@ -49,7 +49,9 @@ class Backend(Protocol):
 
     def network(self) -> Any: ...
 
-    def start_service(self, spec: ServiceSpec, env: Mapping[str, str], network: Any) -> Any: ...
+    def launch_service(self, spec: ServiceSpec, env: Mapping[str, str], network: Any) -> Any:
+        """Start a service; the handle's ``wait_serving()`` waits until it serves."""
+        ...
 
 
 @dataclass
@@ -78,10 +80,11 @@ def serve_mock(spec: ServiceSpec, backend: Backend) -> MockEndpoint:
     )
 
 
-def boot_order(
+def boot_waves(
     specs: Mapping[str, ServiceSpec], request: StackRequest
-) -> tuple[list[ServiceSpec], list[ServiceSpec]]:
-    """The services to boot (each after those it calls) and the services to mock."""
+) -> tuple[list[list[ServiceSpec]], list[ServiceSpec]]:
+    """The services to boot, in waves (each wave only calls services of earlier waves or
+    mocks: a wave starts side by side), and the services to mock."""
     unknown = sorted(name for name in (*request.services, *request.mocks) if name not in specs)
     if unknown:
         raise StackError(f"unknown services {unknown}; declared: {sorted(specs)}")
@@ -106,7 +109,16 @@ def boot_order(
 
     for name in request.services:
         visit(name, ())
-    return booted, mocked
+    depth: dict[str, int] = {}
+    for spec in booted:  # dependencies come first in `booted`
+        depth[spec.name] = 1 + max(
+            (depth[callee] for callee in spec.calls if callee in depth), default=-1
+        )
+    waves = [
+        [spec for spec in booted if depth[spec.name] == level]
+        for level in range(max(depth.values(), default=-1) + 1)
+    ]
+    return waves, mocked
 
 
 @dataclass
@@ -130,7 +142,7 @@ class Stack:
     ) -> Stack:
         started = time.monotonic()
         by_name = {spec.name: spec for spec in specs}
-        to_boot, to_mock = boot_order(by_name, request)
+        waves, to_mock = boot_waves(by_name, request)
         stack = cls(backend, request)
         network = backend.network()
         addresses: dict[str, str] = {}
@@ -139,15 +151,20 @@ class Stack:
                 endpoint = serve_mock(spec, backend)
                 stack.mocks[spec.name] = endpoint
                 addresses[spec.name] = endpoint.service_address
-            for spec in to_boot:
-                env = {**(extra_env or {}), **spec.env}
-                if spec.database is not None:
-                    env[f"{spec.env_prefix}DATABASE_URL"] = backend.database_url(spec.database)
-                for callee, setting in spec.calls.items():
-                    env[setting] = addresses[callee]
-                handle = backend.start_service(spec, env, network)
-                stack.handles[spec.name] = handle
-                addresses[spec.name] = backend.service_address(spec, handle)
+            for wave in waves:
+                launched = []
+                for spec in wave:
+                    env = {**(extra_env or {}), **spec.env}
+                    if spec.database is not None:
+                        env[f"{spec.env_prefix}DATABASE_URL"] = backend.database_url(spec.database)
+                    for callee, setting in spec.calls.items():
+                        env[setting] = addresses[callee]
+                    handle = backend.launch_service(spec, env, network)
+                    stack.handles[spec.name] = handle
+                    launched.append((spec, handle))
+                for spec, handle in launched:  # they start side by side
+                    handle.wait_serving()
+                    addresses[spec.name] = backend.service_address(spec, handle)
         except BaseException:
             stack.close()
             raise

@@ -262,10 +262,16 @@ class DockerService:
         return container_status(self._container) == "running"
 
     def start(self) -> None:
+        self.launch()
+        self.wait_serving()
+
+    def launch(self) -> None:
         if self._container._container is None:
             self._container.start()
         else:
             self._container.get_wrapped_container().start()
+
+    def wait_serving(self) -> None:
         self._port = published_port(self._container, self._spec.grpc_port)
         self._wait_until_serving(START_TIMEOUT)
 
@@ -344,9 +350,10 @@ class DockerBackend:
         self.postgres.connect(network)
         return network
 
-    def start_service(
+    def launch_service(
         self, spec: ServiceSpec, env: Mapping[str, str], network: Network | None
     ) -> DockerService:
+        """Start a service container without waiting for it (``handle.wait_serving()``)."""
         assert network is not None, "docker services run on a stack's network"
         require_image(
             self._client,
@@ -355,7 +362,7 @@ class DockerBackend:
         )
         handle = DockerService(spec, env, network, self.bridge)
         self._services.append(handle)
-        handle.start()
+        handle.launch()
         return handle
 
     def close(self) -> None:

@@ -32,6 +32,10 @@ class ProcessService:
         return self._process is not None and self._process.running()
 
     def start(self) -> None:
+        self.launch()
+        self.wait_serving()
+
+    def launch(self) -> None:
         prefix = self._spec.env_prefix
         self._process = ServiceProcess(
             name=self.name,
@@ -43,7 +47,11 @@ class ProcessService:
             },
             log_path=self._log_path,
         )
-        self._process.start()
+        self._process.launch()
+
+    def wait_serving(self) -> None:
+        assert self._process is not None, "launch() first"
+        self._process.wait_serving()
         assert self._process.port is not None
         self._port = self._process.port
 
@@ -83,11 +91,12 @@ class ProcessBackend:
         """Processes share the loopback: no network to make."""
         return None
 
-    def start_service(
+    def launch_service(
         self, spec: ServiceSpec, env: Mapping[str, str], network: None = None
     ) -> ProcessService:
+        """Start a service without waiting for it (``handle.wait_serving()``)."""
         handle = ProcessService(spec, env, self._log_dir / f"{spec.name}.log")
-        handle.start()
+        handle.launch()
         self._services.append(handle)
         return handle
 
