@@ -5,10 +5,8 @@ checks its structure: the jobs, a timeout on each, the contracts matrix against
 contracts/*/v1/*.proto, every script and make target that a `run:` names, and the
 integration tests on both harness backends. No network, no Docker.
 
-PyYAML is not among this workspace's dependencies, so the file is read by a small parser
-of the plain YAML subset the workflow keeps to (block mappings and sequences, `|` blocks,
-`[a, b]` lists, plain or quoted scalars). Anything outside the subset is an error, never a
-silent misreading; where PyYAML is importable, a test checks that both read the file alike.
+The file is read with PyYAML's BaseLoader: every scalar stays a string (so `on:` is the
+key "on", not YAML 1.1's boolean true).
 """
 
 from __future__ import annotations
@@ -21,243 +19,12 @@ from pathlib import Path
 from typing import TypeAlias
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 
 Node: TypeAlias = str | list["Node"] | dict[str, "Node"]
-
-
-# ---------------------------------------------------------------- the YAML subset
-
-
-class YamlSubsetError(ValueError):
-    """The text leaves the subset this parser reads (or is not YAML at all)."""
-
-
-KEY = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.-]*):(?: +|$)")
-FLOW_ITEM = re.compile(r"[^\s\[\]{},'\"#&*!|>%@`][^\[\]{},#]*")
-ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
-
-
-def _is_item(text: str) -> bool:
-    return text == "-" or text.startswith("- ")
-
-
-def _indentation(raw: str) -> int:
-    return len(raw) - len(raw.lstrip(" "))
-
-
-class _Parser:
-    def __init__(self, text: str) -> None:
-        if "\t" in text:
-            raise YamlSubsetError("tabs are not in the subset")
-        self.lines = text.splitlines()
-        self.index = 0
-
-    def error(self, problem: str) -> YamlSubsetError:
-        return YamlSubsetError(f"line {self.index + 1}: {problem}")
-
-    def peek(self) -> tuple[int, str] | None:
-        """The next line that holds content: its indentation and its stripped text."""
-        while self.index < len(self.lines):
-            stripped = self.lines[self.index].strip()
-            if stripped in ("---", "..."):
-                raise self.error("document markers are not in the subset")
-            if stripped and not stripped.startswith("#"):
-                return _indentation(self.lines[self.index]), stripped
-            self.index += 1
-        return None
-
-    def document(self) -> Node:
-        line = self.peek()
-        if line is None:
-            return ""
-        if line[0] != 0:
-            raise self.error("the document starts indented")
-        node = self.node(0)
-        if self.peek() is not None:
-            raise self.error("content after the document's top level")
-        return node
-
-    def node(self, indent: int) -> Node:
-        line = self.peek()
-        assert line is not None
-        return self.sequence(indent) if _is_item(line[1]) else self.mapping(indent)
-
-    def mapping(self, indent: int) -> dict[str, Node]:
-        result: dict[str, Node] = {}
-        while (line := self.peek()) is not None and line[0] == indent and not _is_item(line[1]):
-            match = KEY.match(line[1])
-            if match is None:
-                raise self.error(f"expected `key: value`, got {line[1]!r}")
-            key = match.group(1)
-            if key in result:
-                raise self.error(f"duplicate key {key!r}")
-            self.index += 1
-            result[key] = self.value(line[1][match.end() :], indent, under_key=True)
-        if line is not None and line[0] > indent:
-            raise self.error("unexpected indentation")
-        return result
-
-    def sequence(self, indent: int) -> list[Node]:
-        result: list[Node] = []
-        while (line := self.peek()) is not None and line[0] == indent and _is_item(line[1]):
-            after = line[1][1:].lstrip(" ")
-            if KEY.match(after):
-                # `- key: value`: a mapping whose keys are aligned with `key`
-                column = indent + len(line[1]) - len(after)
-                self.lines[self.index] = " " * column + after
-                result.append(self.mapping(column))
-            else:
-                self.index += 1
-                result.append(self.value(after, indent, under_key=False))
-        return result
-
-    def value(self, rest: str, indent: int, *, under_key: bool) -> Node:
-        if rest == "" or rest.startswith("#"):
-            line = self.peek()
-            if line is None or line[0] < indent:
-                return ""
-            if line[0] > indent:
-                return self.node(line[0])
-            # a sequence may sit at its key's own indentation
-            return self.sequence(indent) if under_key and _is_item(line[1]) else ""
-        if rest.split(" #")[0].rstrip() in ("|", "|-"):
-            return self.block(indent, keep_newline=not rest.startswith("|-"))
-        return self.scalar(rest)
-
-    def block(self, indent: int, *, keep_newline: bool) -> str:
-        """A literal block scalar (`|` or `|-`): the lines more indented than its key."""
-        lines: list[str] = []
-        block_indent: int | None = None
-        while self.index < len(self.lines):
-            raw = self.lines[self.index]
-            if raw.strip() == "":
-                lines.append("")
-                self.index += 1
-                continue
-            current = _indentation(raw)
-            if current <= indent:
-                break
-            if block_indent is None:
-                block_indent = current
-            elif current < block_indent:
-                raise self.error("a block scalar's line is less indented than its first")
-            lines.append(raw[block_indent:])
-            self.index += 1
-        while lines and lines[-1] == "":
-            lines.pop()
-        if not lines:
-            return ""
-        return "\n".join(lines) + ("\n" if keep_newline else "")
-
-    def scalar(self, text: str) -> Node:
-        if text[0] == '"':
-            return self.double_quoted(text)
-        if text[0] == "'":
-            end = 1
-            while True:
-                end = text.find("'", end)
-                if end == -1:
-                    raise self.error("unterminated single-quoted scalar")
-                if text[end + 1 : end + 2] != "'":
-                    break
-                end += 2
-            self.rest_is_comment(text[end + 1 :])
-            return text[1:end].replace("''", "'")
-        plain = text.split(" #")[0].rstrip()
-        if plain.startswith("["):
-            if not plain.endswith("]"):
-                raise self.error("a flow sequence must close on its own line")
-            items = [item.strip() for item in plain[1:-1].split(",")]
-            if items == [""]:
-                return []
-            for item in items:
-                if not FLOW_ITEM.fullmatch(item):
-                    raise self.error(f"flow sequence item {item!r} is not a plain scalar")
-            sequence: list[Node] = [*items]
-            return sequence
-        if plain[0] in "{&*!|>%@`?" or _is_item(plain):
-            raise self.error(
-                f"{plain!r}: flow mappings, anchors, aliases, tags, folded blocks, "
-                "nested `- -` and complex keys are not in the subset"
-            )
-        if ": " in plain or plain.endswith(":"):
-            raise self.error(f"{plain!r}: a plain scalar may not hold `: `; quote it")
-        return plain
-
-    def double_quoted(self, text: str) -> str:
-        out: list[str] = []
-        position = 1
-        while position < len(text):
-            char = text[position]
-            if char == '"':
-                self.rest_is_comment(text[position + 1 :])
-                return "".join(out)
-            if char == "\\":
-                escape = text[position + 1 : position + 2]
-                if escape not in ESCAPES:
-                    raise self.error(f"escape \\{escape} is not in the subset")
-                out.append(ESCAPES[escape])
-                position += 2
-                continue
-            out.append(char)
-            position += 1
-        raise self.error("unterminated double-quoted scalar (multi-line ones are not read)")
-
-    def rest_is_comment(self, rest: str) -> None:
-        if rest.strip() and not rest.startswith(" #") and not rest.strip().startswith("#"):
-            raise self.error(f"unexpected {rest!r} after a quoted scalar")
-
-
-def parse_yaml_subset(text: str) -> Node:
-    """``text`` read as YAML's base loader reads it (every scalar a string, null as "")."""
-    return _Parser(text).document()
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("a: 1\nb:\n  c: x y  # note\n", {"a": "1", "b": {"c": "x y"}}),
-        ("on:\n  push:\n  pull_request:\n", {"on": {"push": "", "pull_request": ""}}),
-        ("k:\n- a\n- 'b''s'\n", {"k": ["a", "b's"]}),
-        ("k:\n  - x: 1\n    y: [a, b]\n  - z\n", {"k": [{"x": "1", "y": ["a", "b"]}, "z"]}),
-        ('k: "a: \\"b\\" # c"\n', {"k": 'a: "b" # c'}),
-        ("k: |\n  one\n\n    two\n  # three\nl: 2\n", {"k": "one\n\n  two\n# three\n", "l": "2"}),
-        ("k: |-\n  one\n", {"k": "one"}),
-        ("k: ${{ a.b }}\n", {"k": "${{ a.b }}"}),
-    ],
-    ids=["nested", "null", "sequence", "items", "double-quoted", "block", "block-strip", "expr"],
-)
-def test_the_parser_reads_the_subset(text: str, expected: Node) -> None:
-    assert parse_yaml_subset(text) == expected
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "a: &anchor 1\n",
-        "a: {b: 1}\n",
-        "a: >\n  folded\n",
-        "a: 1\na: 2\n",
-        "a: b: c\n",
-        "a:\n\tb: 1\n",
-        "a: 'open\n",
-        "a: 1\n   b: 2\n",
-        "- - nested\n",
-    ],
-    ids=["anchor", "flow-map", "folded", "duplicate", "colon", "tab", "open", "indent", "nested"],
-)
-def test_the_parser_refuses_what_it_does_not_read(text: str) -> None:
-    with pytest.raises(YamlSubsetError):
-        parse_yaml_subset(text)
-
-
-def test_the_parser_reads_the_workflow_as_pyyaml_does() -> None:
-    yaml = pytest.importorskip("yaml", reason="PyYAML is not installed in this environment")
-    text = WORKFLOW.read_text()
-    assert parse_yaml_subset(text) == yaml.load(text, Loader=yaml.BaseLoader)
 
 
 # ---------------------------------------------------------------- the workflow
@@ -286,7 +53,8 @@ def text(node: Node, where: str) -> str:
 
 @pytest.fixture(scope="module")
 def workflow() -> dict[str, Node]:
-    return mapping(parse_yaml_subset(WORKFLOW.read_text()), WORKFLOW.name)
+    document: Node = yaml.load(WORKFLOW.read_text(), Loader=yaml.BaseLoader)  # noqa: S506 - BaseLoader builds plain strings, lists and dicts
+    return mapping(document, WORKFLOW.name)
 
 
 @pytest.fixture(scope="module")
