@@ -130,6 +130,8 @@ async def eventually(call, within):
 
 # case 1: a stack boots what the marker asks for, and the services that calls
 SUBSET = """
+import os
+
 import grpc
 import pytest
 
@@ -140,6 +142,7 @@ from user.v1 import user_pb2, user_pb2_grpc
 
 @pytest.mark.stack("user")
 async def test_user_alone_boots_only_user(stack):
+    assert stack.stack.backend.name == os.environ["EXPECTED_BACKEND"]
     assert list(stack.stack.handles) == ["user"]
     with pytest.raises(StackError, match="'dummy' is not in this stack"):
         stack.address("dummy")
@@ -390,7 +393,9 @@ def report(stack, test):
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     addresses = {name: stack.address(name) for name in stack.stack.handles}
     path = Path(os.environ["REPORT_DIR"]) / f"{test}.json"
-    path.write_text(json.dumps({"worker": worker, "addresses": addresses}))
+    path.write_text(
+        json.dumps({"worker": worker, "backend": stack.stack.backend.name, "addresses": addresses})
+    )
 
 
 # The same email in every test: a database shared by two workers, or not cleaned
@@ -419,20 +424,27 @@ class InnerProject:
     backend: str
 
     def run(self, *args: str) -> pytest.RunResult:
-        return self.pytester.runpytest_subprocess(
-            f"--harness-backend={self.backend}", "-rA", *args, timeout=RUN_TIMEOUT
-        )
+        """Run with the backend given by the option."""
+        return self.run_with_ini_backend(f"--harness-backend={self.backend}", *args)
+
+    def run_with_ini_backend(self, *args: str) -> pytest.RunResult:
+        """Run with the backend the ini file says."""
+        return self.pytester.runpytest_subprocess("-rA", *args, timeout=RUN_TIMEOUT)
 
 
 @pytest.fixture(params=BACKENDS)
 def project(
     request: pytest.FixtureRequest, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> InnerProject:
-    pytester.makeini(INI)
+    backend = str(request.param)
+    # the other backend in the ini: the option must win over it
+    other = {"process": "docker", "docker": "process"}[backend]
+    pytester.makeini(INI + f"harness_backend = {other}\n")
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(common=COMMON)
     monkeypatch.setenv("REPORT_DIR", str(pytester.path))
-    return InnerProject(pytester, str(request.param))
+    monkeypatch.setenv("EXPECTED_BACKEND", backend)
+    return InnerProject(pytester, backend)
 
 
 SUMMARY_LINE = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+::\S+)")
@@ -695,12 +707,14 @@ def test_a_killed_run_leaves_nothing_behind(project: InnerProject) -> None:
 
 
 def test_two_xdist_workers_run_stacks_side_by_side(project: InnerProject) -> None:
+    project.pytester.makeini(INI + f"harness_backend = {project.backend}\n")
     project.pytester.makepyfile(test_parallel=PARALLEL)
 
-    result = project.run("-n", "2")
+    result = project.run_with_ini_backend("-n", "2")
 
     result.assert_outcomes(passed=4)
     reports = [json.loads(path.read_text()) for path in project.pytester.path.glob("*.json")]
+    assert {report["backend"] for report in reports} == {project.backend}
     addresses: dict[str, set[str]] = {}
     for report in reports:
         addresses.setdefault(report["worker"], set()).update(report["addresses"].values())
