@@ -722,9 +722,9 @@ def test_two_xdist_workers_run_stacks_side_by_side(project: InnerProject) -> Non
     assert not addresses["gw0"] & addresses["gw1"], "two workers' services on one address"
 
 
-# ---------------------------------------------------------------- known harness bugs
+# ---------------------------------------------------------------- two bugs, fixed
 #
-# Each fails today; strict xfail makes the fix visible (XPASS fails): then drop the mark.
+# The trace receiver outlives the stacks; a failed report waits for the test's spans.
 
 ONE_CALL = """
 import pytest
@@ -741,12 +741,6 @@ async def test_one_call(stack):
 TEARDOWN_LINE = re.compile(r"^(\d+\.\d+)s teardown ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="harness bug: the session's trace receiver (trace_receiver) is torn down before "
-    "the stacks (harness_stack_backend does not depend on it), so every service's span "
-    "flush at SIGTERM waits its 5 s bound for a receiver that is gone, and is dropped",
-)
 def test_stopping_the_stacks_does_not_wait_for_a_gone_trace_receiver(
     project: InnerProject,
 ) -> None:
@@ -779,12 +773,6 @@ async def test_fails_right_after_a_call(stack, attempt):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="harness bug: a failed report's 'traces of this test' is a snapshot taken at once "
-    "(stack_diagnostics), before the services' exporters sent their batch (every 100 ms): "
-    "a test that fails right after its call gets no trace section, or a partial one",
-)
 def test_the_report_of_a_test_failing_right_after_a_call_has_its_trace(
     project: InnerProject,
 ) -> None:

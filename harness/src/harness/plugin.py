@@ -22,6 +22,7 @@ from harness.stack_fixtures import (
     harness_backend_name,
     harness_services,
     harness_stack_backend,
+    resolve_backend,
     stack,
     stack_diagnostics,
     trace_receiver,
@@ -87,7 +88,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         postgres = f"PostgreSQL {binaries.version} in {binaries.bindir} ({binaries.found_by})"
     except Exception as error:  # the header must not fail a run that may never need Postgres
         postgres = f"PostgreSQL not usable: {str(error).splitlines()[0]}"
-    return [f"harness: {postgres}", f"harness: db reset strategy: {settings.db_reset}"]
+    backend = resolve_backend(settings.backend)
+    return [
+        f"harness: {postgres}",
+        f"harness: db reset strategy: {settings.db_reset}",
+        f"harness: stack backend: {backend} ({'auto' if settings.backend == 'auto' else 'chosen'})",
+    ]
 
 
 @pytest.hookimpl(wrapper=True)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +77,7 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the child
             # ... and yet it must not outlive us: a killed test run leaves no service behind.
-            preexec_fn=_die_with_parent,  # prctl only: safe between fork and exec
+            preexec_fn=_die_with_parent(),
         )
         self._reader = threading.Thread(
             target=self._read_output, name=f"{self.name}-log", daemon=True
@@ -166,14 +167,21 @@ class ServiceProcess:
         self.stop()
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL it when the thread that started it dies
-    (Linux PR_SET_PDEATHSIG; elsewhere the child simply outlives a killed run)."""
+def _die_with_parent() -> Callable[[], None] | None:
+    """What the child runs before exec: ask to be SIGKILLed when the thread that started
+    it dies (Linux PR_SET_PDEATHSIG; elsewhere the child outlives a killed run).
+
+    libc is looked up here, in the parent: between fork and exec the child only calls
+    the function (no dlopen, whose locks another thread of the parent might hold)."""
     if not sys.platform.startswith("linux"):
-        return
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
     pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+    def set_death_signal() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+    return set_death_signal
 
 
 def _serving_port(line: str) -> int | None:

@@ -97,8 +97,12 @@ def harness_stack_backend(
     harness_config: HarnessConfig,
     harness_databases: list[DatabaseSpec],
     tmp_path_factory: pytest.TempPathFactory,
+    trace_receiver: TraceReceiver,
 ) -> Iterator[BackendSession]:
-    """The backend of every stack of this session (per xdist worker), closed at its end."""
+    """The backend of every stack of this session (per xdist worker), closed at its end.
+
+    It asks for the trace receiver so that the receiver outlives the stacks: a service
+    flushes its last spans when it stops."""
     with ExitStack() as cleanup:
         backend: Any
         if harness_backend_name is BackendChoice.DOCKER:
@@ -276,7 +280,11 @@ def stack_diagnostics(item: pytest.Item) -> Mapping[str, str]:
             )
     receiver = item.stash.get(_RECEIVER_KEY, None)
     if receiver is not None:
-        spans = receiver.snapshot()
+        try:
+            # the services send spans in batches: wait until they are all in (bounded)
+            spans = receiver.trace_sync(None, settle=0.3, timeout=2.0)
+        except AssertionError:  # nothing arrived at all
+            spans = receiver.snapshot()
         if spans.spans:
             sections["traces of this test"] = spans.render()
     return sections
