@@ -1,7 +1,8 @@
-"""The kit's pytest plugin and the plain context managers beneath it.
+"""The kit's pytest plugin and the plain code beneath it.
 
 The fixtures (``harness_databases``, ``postgres_server``, ``postgres_databases``,
-``clean_databases``) come with the plugin; what a ``conftest.py`` or a script imports is
+``clean_databases``, ``harness_services``, ``stack``, ``grpc_mocks``, ``trace_receiver``,
+``traces``) come with the plugin; what a ``conftest.py``, a test or a script imports is
 here.
 """
 
@@ -15,6 +16,7 @@ from harness.errors import (
     PostgresNotFoundError,
     PostgresStartError,
 )
+from harness.mocks import Abort, Call, GrpcMock, GrpcMocks, MockError, MockVerificationError
 from harness.postgres import (
     PostgresBinaries,
     PostgresServer,
@@ -22,20 +24,40 @@ from harness.postgres import (
     reap_stale_servers,
     run_postgres,
 )
+from harness.services import ServiceSpec, workspace_services
+from harness.stack import Stack, StackError, StackRequest
+from harness.stack_fixtures import StackView
+from harness.traces import Span, Trace, TraceAssertionError, TraceReceiver
 
 __all__ = [
+    "Abort",
+    "Call",
     "CleanStrategy",
     "DatabaseSetupError",
     "DatabaseSpec",
     "Databases",
+    "GrpcMock",
+    "GrpcMocks",
     "HarnessConfig",
     "HarnessError",
+    "MockError",
+    "MockVerificationError",
     "PostgresBinaries",
     "PostgresNotFoundError",
     "PostgresServer",
     "PostgresStartError",
+    "ServiceSpec",
+    "Span",
+    "Stack",
+    "StackError",
+    "StackRequest",
+    "StackView",
+    "Trace",
+    "TraceAssertionError",
+    "TraceReceiver",
     "databases_from_templates",
     "find_postgres_binaries",
     "reap_stale_servers",
     "run_postgres",
+    "workspace_services",
 ]
