@@ -78,7 +78,15 @@ class ServiceHandle(Protocol):
         ...
 
     def start(self) -> None:
-        """Start again after stop or kill; returns when it serves (health SERVING)."""
+        """Start (again, after stop or kill); returns when it serves."""
+        ...
+
+    def launch(self) -> None:
+        """Start without waiting, so that several services start side by side."""
+        ...
+
+    def wait_serving(self) -> None:
+        """Wait until a launched service serves; raise with its log tail if it never does."""
         ...
 
     def log_tail(self, lines: int = 50) -> str: ...

@@ -49,7 +49,9 @@ class Backend(Protocol):
 
     def network(self) -> Any: ...
 
-    def launch_service(self, spec: ServiceSpec, env: Mapping[str, str], network: Any) -> Any:
+    def launch_service(
+        self, spec: ServiceSpec, env: Mapping[str, str], network: Any
+    ) -> ServiceHandle:
         """Start a service; the handle's ``wait_serving()`` waits until it serves."""
         ...
 
