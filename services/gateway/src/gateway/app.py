@@ -1,0 +1,110 @@
+"""The FastAPI application: routes, middleware and error handlers, on injected clients.
+
+Nothing here runs at import: :func:`create_app` builds an app for given settings and
+clients (tests pass clients on channels to generated mocks; ``main`` real ones).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.clients import Clients
+from gateway.deps import CSRF_HEADER
+from gateway.errors import TRACE_ID_HEADER, ApiError, error_body, from_grpc
+from gateway.middleware import BodySizeLimitMiddleware, TraceIdMiddleware, trace_id_of
+from gateway.routes import auth, entities, health, users
+from gateway.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+
+def _error(request: Request, status: int, code: str, message: str) -> JSONResponse:
+    trace_id = trace_id_of(request.scope)
+    return JSONResponse(
+        error_body(code, message, trace_id),
+        status_code=status,
+        headers={TRACE_ID_HEADER: trace_id},
+    )
+
+
+async def _api_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ApiError)
+    response = _error(request, error.status_code, error.code, error.message)
+    response.headers.update(error.headers)
+    return response
+
+
+async def _grpc_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, grpc.aio.AioRpcError)
+    return await _api_error(request, from_grpc(error))
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "request"
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = "; ".join(
+        f"{_location(tuple(item.get('loc', ())))}: {item.get('msg', 'invalid')}"
+        for item in error.errors()
+    )
+    return _error(request, 422, "validation_failed", problems or "the request is invalid")
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    code = _HTTP_CODES.get(error.status_code, "http_error")
+    response = _error(request, error.status_code, code, str(error.detail))
+    response.headers.update(error.headers or {})
+    return response
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=error)
+    return _error(request, 500, "internal", "the gateway failed; quote the trace id")
+
+
+def create_app(settings: GatewaySettings, clients: Clients) -> FastAPI:
+    app = FastAPI(
+        title="Gateway",
+        version="1.0.0",
+        description=(
+            "The HTTP API of the backend. Every route but health, login and callback needs "
+            "the session cookie; POST, PATCH and DELETE need the "
+            f"`{CSRF_HEADER}` header. Errors: "
+            '`{"error": {"code", "message", "trace_id"}}`; every response carries '
+            f"`{TRACE_ID_HEADER}`."
+        ),
+    )
+    app.state.settings = settings
+    app.state.clients = clients
+    for router in (auth.router, users.router, entities.router, health.router):
+        app.include_router(router)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(grpc.aio.AioRpcError, _grpc_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+    # The last added is the outermost: the trace id wraps everything, even a 413.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Content-Type", CSRF_HEADER],
+        expose_headers=[TRACE_ID_HEADER, "Location"],
+    )
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(TraceIdMiddleware)
+    return app

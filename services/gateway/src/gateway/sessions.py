@@ -1,0 +1,93 @@
+"""The session: cookie -> auth.ValidateSession -> the user id; and the cookie flags.
+
+Cookies are HttpOnly and SameSite=Lax (Lax so that the OAuth provider's redirect back,
+a top-level GET, carries the state cookies); in production they are also Secure. In
+``local`` Secure is off so that plain http://localhost works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+import grpc
+from fastapi import Depends, Request, Response
+
+from auth import AuthClient, auth_pb2
+from gateway.deps import get_clients, get_settings
+from gateway.errors import ApiError, from_grpc
+from gateway.settings import GatewaySettings
+
+
+@dataclass(frozen=True)
+class CurrentSession:
+    user_id: str
+    token: str
+
+
+def set_cookie(
+    response: Response,
+    settings: GatewaySettings,
+    name: str,
+    value: str,
+    *,
+    max_age: int | None = None,
+    expires: datetime | None = None,
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        expires=expires,
+        path="/",
+        httponly=True,
+        secure=not settings.is_local,
+        samesite="lax",
+    )
+
+
+def expire_cookie(response: Response, settings: GatewaySettings, name: str) -> None:
+    response.delete_cookie(
+        name, path="/", httponly=True, secure=not settings.is_local, samesite="lax"
+    )
+
+
+def set_session_cookie(
+    response: Response, settings: GatewaySettings, token: str, session: auth_pb2.Session
+) -> None:
+    expires = (
+        session.expire_time.ToDatetime(tzinfo=UTC) if session.HasField("expire_time") else None
+    )
+    max_age = None
+    if expires is not None:
+        max_age = max(0, int((expires - datetime.now(UTC)).total_seconds()))
+    set_cookie(response, settings, settings.session_cookie_name, token, max_age=max_age)
+
+
+def _unauthenticated() -> ApiError:
+    return ApiError(401, "unauthenticated", "no valid session; log in")
+
+
+async def validate(auth: AuthClient, token: str) -> auth_pb2.ValidateSessionResponse:
+    try:
+        return await auth.validate_session(auth_pb2.ValidateSessionRequest(token=token))
+    except grpc.aio.AioRpcError as error:
+        if error.code() in {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT}:
+            raise _unauthenticated() from None
+        raise from_grpc(error) from None
+
+
+async def current_session(request: Request, response: Response) -> CurrentSession:
+    """The session of the request's cookie; 401 without one; re-issues a refreshed cookie."""
+    settings = get_settings(request)
+    token = request.cookies.get(settings.session_cookie_name, "")
+    if not token:
+        raise _unauthenticated()
+    answer = await validate(get_clients(request).auth, token)
+    if answer.refreshed:
+        set_session_cookie(response, settings, token, answer.session)
+    return CurrentSession(user_id=answer.session.user_id, token=token)
+
+
+SessionDep = Annotated[CurrentSession, Depends(current_session)]

@@ -1,0 +1,39 @@
+"""The gateway's settings, read from ``GATEWAY_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", frozen=True, extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="interface the HTTP server binds")
+    port: int = Field(default=8080, ge=0, le=65535)
+    auth_address: str = Field(default="127.0.0.1:50051", description="host:port of auth")
+    user_address: str = Field(default="127.0.0.1:50052", description="host:port of user")
+    dummy_address: str = Field(default="127.0.0.1:50053", description="host:port of dummy")
+    environment: Literal["local", "production"] = Field(
+        default="production",
+        description="local relaxes cookie flags and enables POST /auth/dev/login",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description='JSON list, e.g. ["https://app.example.com"]'
+    )
+    session_cookie_name: str = "session"
+    public_base_url: str = Field(
+        default="http://localhost:8080", description="where a finished OAuth login lands"
+    )
+    grpc_timeout_seconds: float = Field(default=5.0, gt=0, description="deadline of a gRPC call")
+    readiness_timeout_seconds: float = Field(default=1.0, gt=0)
+    oauth_cookie_max_age_seconds: int = Field(default=600, gt=0)
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment == "local"
