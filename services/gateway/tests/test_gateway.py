@@ -16,6 +16,10 @@ import grpc
 import httpx
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from auth import auth_pb2, auth_pb2_grpc
 from dummy import dummy_pb2, dummy_pb2_grpc
@@ -700,3 +704,45 @@ async def test_the_openapi_document_lists_every_route_and_its_errors(gw: Gateway
         "$ref": error_ref
     }
     assert "requestBody" in document["paths"]["/entities"]["post"]
+
+
+async def test_the_trace_id_is_the_request_spans_when_traced(grpc_mocks: GrpcMocks) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    auth = grpc_mocks.of(auth_pb2_grpc.AuthServiceStub)
+    channel = grpc.aio.insecure_channel(auth.start())
+    clients = Clients.on_channels(auth=channel, user=channel, dummy=channel, timeout=0.5)
+    try:
+        app = create_app(GatewaySettings(environment="local"), clients)
+        FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            response = await http.get("/user/me")
+    finally:
+        await clients.close()
+        provider.shutdown()
+    assert response.status_code == 401
+    trace_ids = {format(span.context.trace_id, "032x") for span in exporter.get_finished_spans()}
+    assert trace_ids == {response.headers["x-trace-id"]}
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [("https://app.example.com", True), ("https://evil.example.com", False)],
+    ids=["configured-origin", "other-origin"],
+)
+async def test_cors_allows_only_the_configured_origins(
+    make_gateway: GatewayFactory, origin: str, allowed: bool
+) -> None:
+    async with make_gateway(cors_origins=["https://app.example.com"]) as gw:
+        response = await gw.http.options(
+            "/entities",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "X-Requested-With, Content-Type",
+            },
+        )
+        assert (response.headers.get("access-control-allow-origin") == origin) is allowed
+        assert "x-trace-id" in response.headers
