@@ -746,3 +746,62 @@ async def test_cors_allows_only_the_configured_origins(
         )
         assert (response.headers.get("access-control-allow-origin") == origin) is allowed
         assert "x-trace-id" in response.headers
+
+
+# --- more edges of login, logout and settings --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [None, grpc.StatusCode.UNAUTHENTICATED],
+    ids=["deleted", "already-gone"],
+)
+async def test_logout_always_expires_the_cookie(
+    logged_in: Gateway, answer: grpc.StatusCode | None
+) -> None:
+    behaviour = logged_in.auth.when(lambda s: s.DeleteSession)
+    if answer is None:
+        behaviour.returns(auth_pb2.DeleteSessionResponse())
+    else:
+        behaviour.fails(answer, "gone")
+    response = await logged_in.http.post("/logout", headers=CSRF)
+    assert response.status_code == 204
+    cookie = set_cookie_of(response, "session")
+    assert cookie is not None
+    assert "Max-Age=0" in cookie
+
+
+async def test_a_login_the_user_refused_is_403(gw: Gateway) -> None:
+    response = await gw.http.get("/auth/google/callback?error=access_denied&state=st")
+    assert_error(response, 403, "oauth_refused")
+    assert gw.auth.all_calls() == []
+
+
+async def test_a_user_created_concurrently_is_found_again(gw: Gateway) -> None:
+    gw.user.when(lambda s: s.GetUserByEmail).fails(
+        grpc.StatusCode.NOT_FOUND, "none"
+    ).then().returns(user_pb2.GetUserByEmailResponse(user=user_pb()))
+    gw.user.when(lambda s: s.CreateUser).fails(grpc.StatusCode.ALREADY_EXISTS, "taken")
+    gw.auth.when(lambda s: s.CreateSession).returns(
+        auth_pb2.CreateSessionResponse(session=session(), token="dev.token")
+    )
+    response = await gw.http.post(
+        "/auth/dev/login", json={"email": "ann@example.com"}, headers=CSRF
+    )
+    assert response.status_code == 200, response.text
+    gw.user.verify(lambda s: s.GetUserByEmail).called_times(2)
+
+
+def test_settings_come_from_gateway_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_ENVIRONMENT", "local")
+    monkeypatch.setenv("GATEWAY_CORS_ORIGINS", '["https://app.example.com"]')
+    monkeypatch.setenv("GATEWAY_DUMMY_ADDRESS", "dummy:50053")
+    settings = GatewaySettings()
+    assert settings.is_local
+    assert settings.cors_origins == ["https://app.example.com"]
+    assert settings.dummy_address == "dummy:50053"
+
+
+def test_the_environment_defaults_to_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GATEWAY_ENVIRONMENT", raising=False)
+    assert GatewaySettings().environment == "production"
