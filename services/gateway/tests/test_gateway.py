@@ -706,6 +706,33 @@ async def test_the_openapi_document_lists_every_route_and_its_errors(gw: Gateway
     assert "requestBody" in document["paths"]["/entities"]["post"]
 
 
+@pytest.mark.parametrize(
+    ("path", "method", "security"),
+    [
+        ("/user/me", "get", [{"session": []}]),
+        ("/entities", "post", [{"session": [], "csrf": []}]),
+        ("/entities/{entity_id}", "delete", [{"session": [], "csrf": []}]),
+        ("/auth/dev/login", "post", [{"csrf": []}]),
+        ("/auth/{provider}/login", "get", None),
+        ("/healthz", "get", None),
+    ],
+    ids=["me", "create", "delete", "dev-login", "oauth-login", "healthz"],
+)
+async def test_the_openapi_document_says_which_routes_need_the_session_and_csrf_header(
+    gw: Gateway, path: str, method: str, security: list[dict[str, list[str]]] | None
+) -> None:
+    document = (await gw.http.get("/openapi.json")).json()
+    assert document["paths"][path][method].get("security") == security
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["session"] == {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "session",
+        "description": "the session token, set by a login",
+    }
+    assert schemes["csrf"]["name"] == "X-Requested-With"
+
+
 async def test_the_trace_id_is_the_request_spans_when_traced(grpc_mocks: GrpcMocks) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -805,3 +832,29 @@ def test_settings_come_from_gateway_variables(monkeypatch: pytest.MonkeyPatch) -
 def test_the_environment_defaults_to_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GATEWAY_ENVIRONMENT", raising=False)
     assert GatewaySettings().environment == "production"
+
+
+PUBLIC_ROUTES = {
+    ("/auth/{provider}/login", "get"),
+    ("/auth/{provider}/callback", "get"),
+    ("/auth/dev/login", "post"),
+    ("/healthz", "get"),
+    ("/readyz", "get"),
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    sorted(ROUTES - PUBLIC_ROUTES),
+    ids=[f"{method.upper()} {path}" for path, method in sorted(ROUTES - PUBLIC_ROUTES)],
+)
+async def test_every_route_documented_as_needing_the_session_refuses_without_one(
+    gw: Gateway, path: str, method: str
+) -> None:
+    document = (await gw.http.get("/openapi.json")).json()
+    (requirement,) = document["paths"][path][method]["security"]
+    assert "session" in requirement
+    assert ("csrf" in requirement) is (method != "get")
+    url = path.replace("{entity_id}", ENTITY_ID)
+    response = await gw.http.request(method.upper(), url, json={"name": "x"}, headers=CSRF)
+    assert_error(response, 401, "unauthenticated")

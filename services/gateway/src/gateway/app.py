@@ -19,6 +19,7 @@ from gateway.clients import Clients
 from gateway.deps import CSRF_HEADER
 from gateway.errors import TRACE_ID_HEADER, ApiError, error_body, from_grpc
 from gateway.middleware import BodySizeLimitMiddleware, TraceIdMiddleware, trace_id_of
+from gateway.openapi import install_openapi
 from gateway.routes import auth, entities, health, users
 from gateway.settings import GatewaySettings
 
@@ -91,6 +92,7 @@ def create_app(settings: GatewaySettings, clients: Clients) -> FastAPI:
     app.state.clients = clients
     for router in (auth.router, users.router, entities.router, health.router):
         app.include_router(router)
+    install_openapi(app, settings)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(grpc.aio.AioRpcError, _grpc_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -37,3 +37,9 @@ def require_csrf_header(request: Request) -> None:
         raise ApiError(
             403, "csrf_header_missing", f"state-changing requests need the {CSRF_HEADER} header"
         )
+
+
+# ``openapi_extra`` of the routes: which security schemes (see gateway.openapi) they need.
+NEEDS_SESSION: dict[str, object] = {"security": [{"session": []}]}
+NEEDS_SESSION_AND_CSRF: dict[str, object] = {"security": [{"session": [], "csrf": []}]}
+NEEDS_CSRF: dict[str, object] = {"security": [{"csrf": []}]}

@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse
 from auth import auth_pb2
 from gateway import models
 from gateway.clients import Clients
-from gateway.deps import get_clients, get_settings, require_csrf_header
+from gateway.deps import NEEDS_CSRF, get_clients, get_settings, require_csrf_header
 from gateway.errors import ApiError, error_responses
 from gateway.routes import convert
 from gateway.sessions import expire_cookie, set_cookie, set_session_cookie
@@ -141,6 +141,7 @@ async def callback(
 @router.post(
     "/dev/login",
     dependencies=[Depends(require_csrf_header)],
+    openapi_extra=NEEDS_CSRF,
     responses=error_responses(400, 403, 404, 409, 413, 422),
     summary="Development only (environment local; 404 elsewhere): log in by e-mail",
 )

@@ -9,7 +9,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from dummy import dummy_pb2
 from gateway import models
-from gateway.deps import get_clients, require_csrf_header
+from gateway.deps import (
+    NEEDS_SESSION,
+    NEEDS_SESSION_AND_CSRF,
+    get_clients,
+    require_csrf_header,
+)
 from gateway.errors import error_responses
 from gateway.routes import convert
 from gateway.sessions import SessionDep
@@ -22,6 +27,7 @@ _CSRF = [Depends(require_csrf_header)]
     "",
     status_code=status.HTTP_201_CREATED,
     dependencies=_CSRF,
+    openapi_extra=NEEDS_SESSION_AND_CSRF,
     responses=error_responses(400, 401, 403, 409, 413, 422),
     summary="Create an entity (Location: its URL)",
 )
@@ -40,7 +46,12 @@ async def create_entity(
     return convert.entity(answer.entity)
 
 
-@router.get("", responses=error_responses(400, 401, 422), summary="List entities, oldest first")
+@router.get(
+    "",
+    responses=error_responses(400, 401, 422),
+    openapi_extra=NEEDS_SESSION,
+    summary="List entities, oldest first",
+)
 async def list_entities(
     session: SessionDep,
     request: Request,
@@ -60,7 +71,12 @@ async def list_entities(
     )
 
 
-@router.get("/{entity_id}", responses=error_responses(400, 401, 404, 422), summary="Get one")
+@router.get(
+    "/{entity_id}",
+    responses=error_responses(400, 401, 404, 422),
+    openapi_extra=NEEDS_SESSION,
+    summary="Get one",
+)
 async def get_entity(entity_id: UUID, session: SessionDep, request: Request) -> models.Entity:
     answer = await get_clients(request).dummy.get_entity(
         dummy_pb2.GetEntityRequest(owner_id=session.user_id, id=str(entity_id))
@@ -71,6 +87,7 @@ async def get_entity(entity_id: UUID, session: SessionDep, request: Request) -> 
 @router.patch(
     "/{entity_id}",
     dependencies=_CSRF,
+    openapi_extra=NEEDS_SESSION_AND_CSRF,
     responses=error_responses(400, 401, 403, 404, 413, 422),
     summary="Change the fields given",
 )
@@ -93,6 +110,7 @@ async def update_entity(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     dependencies=_CSRF,
+    openapi_extra=NEEDS_SESSION_AND_CSRF,
     responses=error_responses(400, 401, 403, 404, 422),
     summary="Delete one",
 )

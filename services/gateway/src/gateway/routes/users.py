@@ -7,7 +7,13 @@ from fastapi import APIRouter, Depends, Request, Response, status
 
 from auth import auth_pb2
 from gateway import models
-from gateway.deps import get_clients, get_settings, require_csrf_header
+from gateway.deps import (
+    NEEDS_SESSION,
+    NEEDS_SESSION_AND_CSRF,
+    get_clients,
+    get_settings,
+    require_csrf_header,
+)
 from gateway.errors import error_responses
 from gateway.routes import convert
 from gateway.sessions import SessionDep, expire_cookie
@@ -16,7 +22,12 @@ from user import user_pb2
 router = APIRouter(tags=["users"])
 
 
-@router.get("/user/me", responses=error_responses(401, 404), summary="The session's user")
+@router.get(
+    "/user/me",
+    responses=error_responses(401, 404),
+    openapi_extra=NEEDS_SESSION,
+    summary="The session's user",
+)
 async def me(session: SessionDep, request: Request) -> models.User:
     answer = await get_clients(request).user.get_user(user_pb2.GetUserRequest(id=session.user_id))
     return convert.user(answer.user)
@@ -27,6 +38,7 @@ async def me(session: SessionDep, request: Request) -> models.User:
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     dependencies=[Depends(require_csrf_header)],
+    openapi_extra=NEEDS_SESSION_AND_CSRF,
     responses=error_responses(401, 403),
     summary="Delete the session and expire its cookie",
 )
