@@ -254,6 +254,39 @@ async def test_a_refreshed_session_reissues_the_cookie(gw: Gateway, refreshed: b
     )
 
 
+async def test_a_refreshed_session_reissues_the_cookie_on_an_error_too(gw: Gateway) -> None:
+    gw.logged_in(refreshed=True)
+    gw.dummy.when(lambda s: s.GetEntity).fails(grpc.StatusCode.NOT_FOUND, "no such entity")
+    response = await gw.http.get(f"/entities/{ENTITY_ID}")
+    assert_error(response, 404, "not_found")
+    cookie = set_cookie_of(response, "session")
+    assert cookie is not None
+    assert cookie.startswith(f"session={TOKEN};")
+
+
+async def test_an_unexpected_failure_is_500_in_the_error_shape(gw: Gateway) -> None:
+    app = create_app(
+        gw.settings,
+        Clients.on_channels(
+            auth=grpc.aio.insecure_channel("127.0.0.1:9"),
+            user=grpc.aio.insecure_channel("127.0.0.1:9"),
+            dummy=grpc.aio.insecure_channel("127.0.0.1:9"),
+            timeout=0.1,
+        ),
+    )
+
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    app.add_api_route("/boom", boom)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        response = await http.get("/boom")
+    assert_error(response, 500, "internal")
+    assert "secret internals" not in response.text
+    await app.state.clients.close()
+
+
 @pytest.mark.parametrize(
     ("environment", "secure"), [("local", False), ("production", True)], ids=["local", "production"]
 )

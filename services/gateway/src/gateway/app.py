@@ -21,6 +21,7 @@ from gateway.errors import TRACE_ID_HEADER, ApiError, error_body, from_grpc
 from gateway.middleware import BodySizeLimitMiddleware, TraceIdMiddleware, trace_id_of
 from gateway.openapi import install_openapi
 from gateway.routes import auth, entities, health, users
+from gateway.sessions import reissue_refreshed_cookie
 from gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
@@ -28,11 +29,13 @@ logger = logging.getLogger(__name__)
 
 def _error(request: Request, status: int, code: str, message: str) -> JSONResponse:
     trace_id = trace_id_of(request.scope)
-    return JSONResponse(
+    response = JSONResponse(
         error_body(code, message, trace_id),
         status_code=status,
         headers={TRACE_ID_HEADER: trace_id},
     )
+    reissue_refreshed_cookie(request, response)
+    return response
 
 
 async def _api_error(request: Request, error: Exception) -> JSONResponse:

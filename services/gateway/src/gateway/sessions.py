@@ -65,6 +65,14 @@ def set_session_cookie(
     set_cookie(response, settings, settings.session_cookie_name, token, max_age=max_age)
 
 
+def reissue_refreshed_cookie(request: Request, response: Response) -> None:
+    """Set the cookie of a session refreshed while handling ``request`` on ``response``."""
+    refreshed = getattr(request.state, "refreshed_session", None)
+    if refreshed is not None:
+        token, session = refreshed
+        set_session_cookie(response, get_settings(request), token, session)
+
+
 def _unauthenticated() -> ApiError:
     return ApiError(401, "unauthenticated", "no valid session; log in")
 
@@ -87,6 +95,8 @@ async def current_session(request: Request, response: Response) -> CurrentSessio
     answer = await validate(get_clients(request).auth, token)
     if answer.refreshed:
         set_session_cookie(response, settings, token, answer.session)
+        # An error answer is a new response: the error handlers re-issue it from here.
+        request.state.refreshed_session = (token, answer.session)
     return CurrentSession(user_id=answer.session.user_id, token=token)
 
 
