@@ -27,6 +27,8 @@ from gateway.app import create_app
 from gateway.clients import Clients
 from gateway.settings import GatewaySettings
 from harness.mocks import GrpcMock, GrpcMocks
+from servicekit.channels import service_channel
+from servicekit.telemetry import client_interceptors
 from user import user_pb2, user_pb2_grpc
 
 if TYPE_CHECKING:
@@ -785,6 +787,30 @@ async def test_the_trace_id_is_the_request_spans_when_traced(grpc_mocks: GrpcMoc
     assert response.status_code == 401
     trace_ids = {format(span.context.trace_id, "032x") for span in exporter.get_finished_spans()}
     assert trace_ids == {response.headers["x-trace-id"]}
+
+
+async def test_downstream_calls_carry_the_responses_trace(grpc_mocks: GrpcMocks) -> None:
+    provider = TracerProvider()
+    auth = grpc_mocks.of(auth_pb2_grpc.AuthServiceStub)
+    auth.when(lambda s: s.ValidateSession).fails(grpc.StatusCode.UNAUTHENTICATED, "unknown")
+    channel = service_channel(auth.start(), interceptors=client_interceptors(provider))
+    clients = Clients.on_channels(auth=channel, user=channel, dummy=channel, timeout=0.5)
+    try:
+        app = create_app(GatewaySettings(environment="local"), clients)
+        FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", cookies={"session": TOKEN}
+        ) as http:
+            response = await http.get("/user/me")
+    finally:
+        await clients.close()
+        provider.shutdown()
+    assert response.status_code == 401
+    call = auth.verify(lambda s: s.ValidateSession).called_once()
+    traceparent = call.metadata_value("traceparent")
+    assert isinstance(traceparent, str)
+    assert traceparent.split("-")[1] == response.headers["x-trace-id"]
 
 
 @pytest.mark.parametrize(
