@@ -406,19 +406,42 @@ async def test_invalid_pagination_is_422(logged_in: Gateway, query: str) -> None
     logged_in.dummy.verify(lambda s: s.ListEntities).never_called()
 
 
-async def test_update_sends_only_the_fields_given(logged_in: Gateway) -> None:
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"name": "renamed"}, {"name": "renamed"}),
+        ({"description": "new"}, {"description": "new"}),
+        ({"description": ""}, {"description": ""}),
+        ({"name": "both", "description": "set"}, {"name": "both", "description": "set"}),
+    ],
+    ids=["name-only", "description-only", "clear-description", "both"],
+)
+async def test_update_sends_only_the_fields_given(
+    logged_in: Gateway, body: dict[str, str], expected: dict[str, str]
+) -> None:
     logged_in.dummy.when(lambda s: s.UpdateEntity).returns(
         dummy_pb2.UpdateEntityResponse(entity=entity_pb(name="renamed"))
     )
-    response = await logged_in.http.patch(
-        f"/entities/{ENTITY_ID}", json={"name": "renamed"}, headers=CSRF
-    )
+    response = await logged_in.http.patch(f"/entities/{ENTITY_ID}", json=body, headers=CSRF)
     assert response.status_code == 200, response.text
     assert response.json()["name"] == "renamed"
-    call = logged_in.dummy.verify(lambda s: s.UpdateEntity).called_once_with(
-        dummy_pb2.UpdateEntityRequest(owner_id=USER_ID, id=ENTITY_ID, name="renamed")
+    logged_in.dummy.verify(lambda s: s.UpdateEntity).called_once_with(
+        dummy_pb2.UpdateEntityRequest(owner_id=USER_ID, id=ENTITY_ID, **expected)
     )
-    assert not call.request.HasField("description")
+
+
+async def test_create_passes_the_idempotency_key(logged_in: Gateway) -> None:
+    request_id = "9b1e2d7c-7c4f-4a8e-a3a5-0f5a3b1e2d7c"
+    logged_in.dummy.when(lambda s: s.CreateEntity).returns(
+        dummy_pb2.CreateEntityResponse(entity=entity_pb())
+    )
+    response = await logged_in.http.post(
+        "/entities", json={"name": "first", "request_id": request_id}, headers=CSRF
+    )
+    assert response.status_code == 201
+    logged_in.dummy.verify(lambda s: s.CreateEntity).called_once_with(
+        dummy_pb2.CreateEntityRequest(owner_id=USER_ID, name="first", request_id=request_id)
+    )
 
 
 async def test_delete_is_204(logged_in: Gateway) -> None:
