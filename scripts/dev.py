@@ -1,6 +1,6 @@
-"""Start the whole backend locally: embedded Postgres and every service, no Docker.
+"""Start the whole backend locally: embedded Postgres, every service and the gateway.
 
-    python scripts/dev.py              # auth on 50051, user on 50052, dummy on 50053
+    python scripts/dev.py              # gateway on :8080; auth, user, dummy on 50051-50053
                                        # (ports from [tool.kit.service] of each pyproject)
     python scripts/dev.py --ports 0    # free ports, printed when ready
 
@@ -86,7 +86,31 @@ def main() -> int:
             addresses[service.name] = process.address
             running.callback(process.stop)
             print(f"{service.name:<9} {process.address}  (grpc, logs: {process.log_path})")
-        print("ready: try `grpcurl -plaintext 127.0.0.1:50053 list`; Ctrl-C stops everything")
+        gateway = ServiceProcess(
+            name="gateway",
+            module="gateway",
+            env={
+                "GATEWAY_HOST": "127.0.0.1",
+                "GATEWAY_PORT": "8080" if args.ports == "fixed" else "0",
+                "GATEWAY_ENVIRONMENT": "local",  # the development login, cookies without Secure
+                **{
+                    f"GATEWAY_{name.upper()}_ADDRESS": address
+                    for name, address in addresses.items()
+                },
+            },
+            log_path=LOG_DIR / "gateway.log",
+        )
+        gateway.start()
+        running.callback(gateway.stop)
+        url = f"http://{gateway.address}"
+        print(f"gateway   {url}  (HTTP; OpenAPI docs at {url}/docs, logs: {gateway.log_path})")
+        print(
+            "ready. Log in (development only) and try a route:\n"
+            f"  curl -c jar -H 'X-Requested-With: curl' -H 'Content-Type: application/json' "
+            f'-d \'{{"email": "ann@example.com"}}\' {url}/auth/dev/login\n'
+            f"  curl -b jar {url}/user/me\n"
+            "Ctrl-C stops everything"
+        )
         sys.stdout.flush()
         stop.wait()
         print("\nstopping: services first (SIGTERM, graceful), then postgres")

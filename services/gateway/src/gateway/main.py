@@ -8,6 +8,8 @@ remaining spans flushed.
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 
 import uvicorn
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -17,6 +19,23 @@ from gateway.clients import connect
 from gateway.settings import GatewaySettings
 from servicekit.logging import configure_logging
 from servicekit.telemetry import Telemetry, start_telemetry
+
+logger = logging.getLogger(__name__)
+
+
+class AnnouncingServer(uvicorn.Server):
+    """uvicorn, and once it listens the one JSON "serving" line (with the bound port, so
+    port 0 works) that launchers wait for, as every service of the kit logs it."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.should_exit:  # the bind failed; uvicorn says why
+            return
+        port = self.servers[0].sockets[0].getsockname()[1] if self.servers else 0
+        logger.info(
+            "serving",
+            extra={"http_address": f"http://{self.config.host}:{port}", "port": port},
+        )
 
 
 async def serve(settings: GatewaySettings, telemetry: Telemetry) -> None:
@@ -31,7 +50,7 @@ async def serve(settings: GatewaySettings, telemetry: Telemetry) -> None:
             log_config=None,  # keep the JSON logging configured above
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         )
-        await uvicorn.Server(config).serve()
+        await AnnouncingServer(config).serve()
     finally:
         await clients.close()
 
