@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from fixtures.announcements import wait_for_announcement
 from harness.postgres import (
     _process_alive,
     find_postgres_binaries,
@@ -47,26 +43,6 @@ def test_uses_a_server(postgres_server):
 """
 
 
-def wait_for_announcement(process: subprocess.Popen[bytes], timeout: float) -> dict[str, object]:
-    """The server the run announces on stdout, read as soon as it is printed."""
-    assert process.stdout is not None
-    # Raw reads: a buffered readline could hold the announcement while select() waits.
-    descriptor = process.stdout.fileno()
-    deadline = time.monotonic() + timeout
-    output = b""
-    while (remaining := deadline - time.monotonic()) > 0:
-        readable, _, _ = select.select([descriptor], [], [], remaining)
-        chunk = os.read(descriptor, 65536) if readable else b""
-        if not chunk:  # timed out, or the run ended without announcing
-            break
-        output += chunk
-        announced = re.search(rb"HARNESS-SERVER (\{.*\})\n", output)
-        if announced:
-            announcement: dict[str, object] = json.loads(announced[1])
-            return announcement
-    raise AssertionError("the run never announced its server:\n" + output.decode(errors="replace"))
-
-
 def shared_memory_ids() -> set[int]:
     lines = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
     return {int(line.split()[1]) for line in lines}
@@ -82,7 +58,7 @@ def test_the_next_run_reaps_a_killed_runs_server(pytester: pytest.Pytester) -> N
         stderr=subprocess.STDOUT,
     ) as killed_run:
         try:
-            announcement = wait_for_announcement(killed_run, timeout=60)
+            announcement = wait_for_announcement(killed_run, "HARNESS-SERVER", timeout=60)
         finally:
             killed_run.kill()  # SIGKILL: no teardown runs, the server is orphaned
     pid, directory = int(str(announcement["pid"])), Path(str(announcement["directory"]))

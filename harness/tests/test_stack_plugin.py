@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -20,9 +19,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from fixtures.announcements import wait_for_announcement
 
 # boots Postgres, service processes or containers (and pytest runs of its own)
 pytestmark = pytest.mark.integration
@@ -608,26 +608,6 @@ def check_diagnostics(report: str) -> None:
 # ---------------------------------------------------------------- case 7: a killed run
 
 
-def wait_for_announcement(process: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
-    """What the run announces on stdout (HARNESS-STACK {...}), read as soon as it is printed."""
-    assert process.stdout is not None
-    # Raw reads: a buffered readline could hold the announcement while select() waits.
-    descriptor = process.stdout.fileno()
-    deadline = time.monotonic() + timeout
-    output = b""
-    while (remaining := deadline - time.monotonic()) > 0:
-        readable, _, _ = select.select([descriptor], [], [], remaining)
-        chunk = os.read(descriptor, 65536) if readable else b""
-        if not chunk:  # timed out, or the run ended without announcing
-            break
-        output += chunk
-        announced = re.search(rb"HARNESS-STACK (\{.*\})\n", output)
-        if announced:
-            announcement: dict[str, Any] = json.loads(announced[1])
-            return announcement
-    raise AssertionError("the run never announced its stack:\n" + output.decode(errors="replace"))
-
-
 def command_line(pid: int) -> str | None:
     """The command line of a live process (None when it is gone or a zombie)."""
     try:
@@ -679,7 +659,7 @@ def test_a_killed_run_leaves_nothing_behind(project: InnerProject) -> None:
         start_new_session=True,  # its own process group, killed as a whole
     ) as killed_run:
         try:
-            announcement = wait_for_announcement(killed_run, ANNOUNCEMENT_TIMEOUT)
+            announcement = wait_for_announcement(killed_run, "HARNESS-STACK", ANNOUNCEMENT_TIMEOUT)
             pids = [*announcement["service_pids"].values(), announcement["postgres_pid"]]
             processes = {pid: command_line(pid) for pid in pids if pid is not None}
         finally:
