@@ -225,7 +225,7 @@ def main() -> int:
             build_base(force=args.force)
             return 0
         workspace = Workspace.read(ROOT)
-        services = {s.name: s for s in workspace.services()}
+        services = {s.name: s for s in [*workspace.services(), *workspace.http_services()]}
         unknown = sorted(set(args.services) - set(services))
         if unknown:
             raise ImageError(f"unknown services {unknown}; known: {sorted(services)}")

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -75,7 +76,7 @@ def compose_project() -> Iterator[tuple[str, dict[str, str]]]:
         **os.environ,
         "POSTGRES_IMAGE": images["POSTGRES_IMAGE"],
         # "127.0.0.1:" + ":<port>" = a random host port on loopback
-        **{f"{name.upper()}_PUBLISH": "127.0.0.1:" for name in (*SERVICES, "postgres")},
+        **{f"{name.upper()}_PUBLISH": "127.0.0.1:" for name in (*SERVICES, "postgres", "gateway")},
     }
     compose = ("docker", "compose", "--env-file", ".env.example", "-p", project)
     try:
@@ -94,7 +95,29 @@ def compose_project() -> Iterator[tuple[str, dict[str, str]]]:
 
 def published(project: str, env: dict[str, str], service: str) -> str:
     compose = ("docker", "compose", "--env-file", ".env.example", "-p", project)
-    return run(*compose, "port", service, str(SERVICES[service]), env=env).strip()
+    port = SERVICES.get(service, 8080)
+    return run(*compose, "port", service, str(port), env=env).strip()
+
+
+def test_a_newcomer_logs_in_and_does_crud_through_the_gateway(
+    compose_project: tuple[str, dict[str, str]],
+) -> None:
+    project, env = compose_project
+    csrf = {"X-Requested-With": "smoke"}
+    with httpx.Client(base_url=f"http://{published(project, env, 'gateway')}", timeout=10) as http:
+        assert http.get("/readyz").status_code == 200
+        login = http.post("/auth/dev/login", json={"email": "smoke@example.com"}, headers=csrf)
+        assert login.status_code in (200, 201), login.text
+        me = http.get("/user/me").json()
+        created = http.post("/entities", json={"name": "through compose"}, headers=csrf)
+        assert created.status_code == 201, created.text
+        assert created.json()["owner_id"] == me["id"]
+        listed = http.get("/entities").json()
+        assert [e["name"] for e in listed["entities"]] == ["through compose"]
+        entity_id = created.json()["id"]
+        assert http.delete(f"/entities/{entity_id}", headers=csrf).status_code == 204
+        assert http.post("/logout", headers=csrf).status_code in (200, 204)
+        assert http.get("/user/me").status_code == 401
 
 
 async def test_every_service_is_healthy_and_answers_a_real_call(
@@ -158,9 +181,10 @@ def test_every_profile_makes_a_valid_configuration() -> None:
         "docker", "compose", "--env-file", ".env.example",
         "--profile", "edge", "--profile", "tracing", "config", "--services",
     )  # fmt: skip
-    assert set(config.split()) == {"postgres", "auth", "user", "dummy", "traefik", "jaeger"}
+    core_services = {"postgres", "auth", "user", "dummy", "gateway"}
+    assert set(config.split()) == {*core_services, "traefik", "jaeger"}
     core = run("docker", "compose", "--env-file", ".env.example", "config", "--services")
-    assert set(core.split()) == {"postgres", "auth", "user", "dummy"}
+    assert set(core.split()) == core_services
 
 
 def test_compose_refuses_to_start_without_a_postgres_password(tmp_path: Path) -> None:

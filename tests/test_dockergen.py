@@ -75,6 +75,24 @@ def test_an_image_holds_the_service_and_its_workspace_dependencies_only(workspac
     assert 'servicekit.healthcheck", "127.0.0.1:50062"' in beta
 
 
+def test_an_http_service_gets_an_http_health_check(workspace: Path) -> None:
+    path = workspace / "services/front"
+    (path / "src" / "front").mkdir(parents=True)
+    (path / "pyproject.toml").write_text(
+        '[project]\nname = "front"\nversion = "0"\ndependencies = ["kit"]\n'
+        '[tool.kit.service]\nhttp-port = 8080\ncalls = { alpha = "FRONT_ALPHA_ADDRESS" }\n'
+    )
+    graph = Workspace.read(workspace)
+    assert [m.name for m in graph.http_services()] == ["front"]
+    assert "front" not in [m.name for m in graph.services()]  # the gRPC services only
+    front = dockerfile(graph, graph.members["front"])
+    assert "FRONT_HOST=0.0.0.0" in front
+    assert "FRONT_PORT=8080" in front
+    assert '"--http", "http://127.0.0.1:8080/healthz"' in front
+    assert dockergen(workspace).returncode == 0
+    assert (workspace / "services/front/Dockerfile").exists()
+
+
 def test_written_files_pass_the_check_and_hand_edits_fail_it(workspace: Path) -> None:
     assert dockergen(workspace).returncode == 0
     assert dockergen(workspace, "--check").returncode == 0

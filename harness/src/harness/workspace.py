@@ -29,9 +29,10 @@ class Member:
     name: str
     path: Path  # relative to the workspace root
     dependencies: tuple[str, ...]
-    grpc_port: int | None  # set for services (pyproject [tool.kit.service])
+    grpc_port: int | None  # set for gRPC services (pyproject [tool.kit.service])
     # services it calls: their name -> the setting that gives their address
     calls: dict[str, str] = field(default_factory=dict)
+    http_port: int | None = None  # set for HTTP services (the gateway)
 
     @property
     def env_prefix(self) -> str:
@@ -68,6 +69,7 @@ class Workspace:
                 dependencies,
                 service.get("grpc-port"),
                 dict(service.get("calls", {})),
+                service.get("http-port"),
             )
         return cls(root, members)
 
@@ -87,8 +89,14 @@ class Workspace:
         visit(name, ())
         return ordered
 
+    def http_services(self) -> list[Member]:
+        """The HTTP services ([tool.kit.service] http-port), e.g. the gateway."""
+        return sorted(
+            (m for m in self.members.values() if m.http_port is not None), key=lambda m: m.name
+        )
+
     def services(self) -> list[Member]:
-        """The services, each after the services it calls."""
+        """The gRPC services, each after the services it calls."""
         services = {m.name: m for m in self.members.values() if m.grpc_port is not None}
         ordered: list[Member] = []
 

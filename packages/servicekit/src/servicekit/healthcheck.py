@@ -2,13 +2,16 @@
 
 The container health check of every service image: one gRPC health Check with a
 deadline, status 0 on SERVING and 1 otherwise (refused, NOT_SERVING, timed out),
-with one line on stderr saying which.
+with one line on stderr saying which. ``--http URL`` checks an HTTP service (the
+gateway) instead: status 0 when GET URL answers 200.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import urllib.error
+import urllib.request
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -30,12 +33,29 @@ def check(address: str, service: str, timeout: float) -> str | None:
     return None
 
 
+def check_http(url: str, timeout: float) -> str | None:
+    """None when GET ``url`` answers 200, else what is wrong."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - a local URL
+            status = int(response.status)
+    except (OSError, urllib.error.URLError) as error:
+        return str(error)
+    return None if status == 200 else f"HTTP {status}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("address", nargs="?", default="127.0.0.1:50051")
     parser.add_argument("service", nargs="?", default="", help="'' means the whole server")
     parser.add_argument("--timeout", type=float, default=2.0)
+    parser.add_argument("--http", metavar="URL", help="check an HTTP service: GET URL is 200")
     args = parser.parse_args(argv)
+    if args.http:
+        problem = check_http(args.http, args.timeout)
+        if problem is not None:
+            print(f"unhealthy: {args.http}: {problem}", file=sys.stderr)
+            return 1
+        return 0
     problem = check(args.address, args.service, args.timeout)
     if problem is not None:
         print(f"unhealthy: {args.address} {args.service or '(server)'}: {problem}", file=sys.stderr)
