@@ -15,17 +15,15 @@ from auth.domain import OauthAccount
 from auth.errors import StorageUnavailable
 from auth.oauth.port import Provider
 from auth.sessions import StoredSession
+from servicekit.fakes import StorageSwitch
 
 
-class InMemorySessionRepository:
+class InMemorySessionRepository(StorageSwitch):
+    storage_error = StorageUnavailable
+
     def __init__(self) -> None:
         self.sessions: dict[str, StoredSession] = {}
         self.writes = 0
-        self.unavailable = False
-
-    def _check_available(self) -> None:
-        if self.unavailable:
-            raise StorageUnavailable()
 
     async def create(self, session: StoredSession) -> None:
         self._check_available()
@@ -48,14 +46,11 @@ class InMemorySessionRepository:
         self.sessions.pop(session_id, None)
 
 
-class InMemoryOauthAccountRepository:
+class InMemoryOauthAccountRepository(StorageSwitch):
+    storage_error = StorageUnavailable
+
     def __init__(self) -> None:
         self.accounts: dict[tuple[Provider, str], OauthAccount] = {}
-        self.unavailable = False
-
-    def _check_available(self) -> None:
-        if self.unavailable:
-            raise StorageUnavailable()
 
     async def link(self, provider: Provider, provider_user_id: str, user_id: UUID) -> OauthAccount:
         self._check_available()

@@ -11,18 +11,13 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from dummy.domain import Entity, EntityChanges, NewEntity, Page, PageCursor
-from servicekit.errors import StorageUnavailable
+from servicekit.fakes import StorageSwitch
 
 
-class InMemoryEntityRepository:
+class InMemoryEntityRepository(StorageSwitch):
     def __init__(self) -> None:
         self._entities: dict[UUID, Entity] = {}
         self._by_request: dict[tuple[UUID, UUID], UUID] = {}
-        self.unavailable = False  # set to make every call fail like a lost database
-
-    def _check_available(self) -> None:
-        if self.unavailable:
-            raise StorageUnavailable()
 
     async def create(self, new: NewEntity) -> Entity:
         self._check_available()

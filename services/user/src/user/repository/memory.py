@@ -9,20 +9,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
-from servicekit.errors import StorageUnavailable
+from servicekit.fakes import StorageSwitch
 from user.domain import NewUser, User, email_key
 from user.errors import EmailAlreadyUsed
 
 
-class InMemoryUserRepository:
+class InMemoryUserRepository(StorageSwitch):
     def __init__(self) -> None:
         self._users: dict[UUID, User] = {}
         self._by_email: dict[str, UUID] = {}  # email_key(email) -> id, the unique index
-        self.unavailable = False  # set to make every call fail like a lost database
-
-    def _check_available(self) -> None:
-        if self.unavailable:
-            raise StorageUnavailable()
 
     async def create(self, new: NewUser) -> User:
         self._check_available()
