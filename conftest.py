@@ -6,6 +6,10 @@ in-process on a free port over its real repository and the harness's Postgres; e
 test starts from empty databases. The OAuth providers the auth service talks to
 are the HTTP-level fakes of fixtures/oauth.py, reached through an in-memory
 transport.
+
+The stacks (``@pytest.mark.stack``) boot every service of the workspace, the gateway
+included; their auth service logs in with the same fakes served over HTTP
+(``http_fake_server``), and ``oauth_providers`` gives a test those fakes.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import functools
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,8 +37,8 @@ from dummy.repository import PostgresEntityRepository
 from dummy.server import registration as dummy_registration
 from fixtures.factories import CreateUserRequestFactory
 from fixtures.inprocess import InProcess, NewOwner, serve_in_process
-from fixtures.oauth import FakeGitHub, FakeGoogle
-from harness import DatabaseSpec
+from fixtures.oauth import FakeGitHub, FakeGoogle, settings_env
+from harness import DatabaseSpec, HttpFakeServer
 from harness.config import BackendChoice
 from harness.databases import CleanStrategy, Databases
 from harness.services import ServiceSpec, workspace_services
@@ -57,10 +62,47 @@ SERVICES = ("auth", "user", "dummy")
 ROOT = Path(__file__).resolve().parent
 
 
+@dataclass(frozen=True)
+class OauthProviders:
+    """The fake Google and GitHub that the auth service of every stack logs in with."""
+
+    google: FakeGoogle
+    github: FakeGitHub
+
+    def env(self) -> dict[str, str]:
+        """auth's AUTH_GOOGLE_* and AUTH_GITHUB_* settings pointing at these fakes."""
+        return {**settings_env(self.google.settings()), **settings_env(self.github.settings())}
+
+
 @pytest.fixture(scope="session")
-def harness_services(harness_backend_name: BackendChoice) -> list[ServiceSpec]:
-    """This workspace's services ([tool.kit.service] in their pyproject.toml). On the
-    docker backend their images are built first, or reused when unchanged."""
+def stack_oauth_providers(http_fake_server: HttpFakeServer) -> OauthProviders:
+    """Google and GitHub fakes served over HTTP where the stacks' services reach them."""
+    url = http_fake_server.url
+    google = FakeGoogle(base_url=f"{url}/google")
+    github = FakeGitHub(login_base_url=f"{url}/github", api_base_url=f"{url}/github-api")
+    http_fake_server.mount("/google", google.handle)
+    http_fake_server.mount("/github", github.handle)
+    http_fake_server.mount("/github-api", github.handle)
+    return OauthProviders(google, github)
+
+
+@pytest.fixture
+def oauth_providers(
+    stack_oauth_providers: OauthProviders, http_fakes: HttpFakeServer
+) -> OauthProviders:
+    """The stacks' provider fakes, as constructed (a test may reshape the GitHub account)."""
+    stack_oauth_providers.google.reset()
+    stack_oauth_providers.github.reset()
+    return stack_oauth_providers
+
+
+@pytest.fixture(scope="session")
+def harness_services(
+    harness_backend_name: BackendChoice, stack_oauth_providers: OauthProviders
+) -> list[ServiceSpec]:
+    """This workspace's services ([tool.kit.service] in their pyproject.toml), auth with
+    Google and GitHub configured against the HTTP fakes. On the docker backend their
+    images are built first, or reused when unchanged."""
     if harness_backend_name is BackendChoice.DOCKER:
         built = subprocess.run(
             [sys.executable, str(ROOT / "scripts/images.py"), "build", "--auto-base"],
@@ -70,7 +112,12 @@ def harness_services(harness_backend_name: BackendChoice) -> list[ServiceSpec]:
         )
         if built.returncode != 0:
             raise RuntimeError(f"building the service images failed:\n{built.stderr}")
-    return workspace_services(ROOT)
+    return [
+        replace(spec, env={**spec.env, **stack_oauth_providers.env()})
+        if spec.name == "auth"
+        else spec
+        for spec in workspace_services(ROOT)
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -93,13 +93,23 @@ def build_base(*, force: bool) -> None:
 # ---------------------------------------------------------------- service images
 
 
+def uv_executable() -> str:
+    """uv itself: named by `uv run` in $UV, else on PATH, else where the Makefile installs
+    it when the machine has none (.tools/bin/uv)."""
+    tools = ROOT / ".tools" / "bin" / "uv"
+    found = os.environ.get("UV") or shutil.which("uv") or (str(tools) if tools.exists() else "")
+    if not found:
+        raise ImageError("uv not found: run `make setup` (it installs uv) or put uv on PATH")
+    return found
+
+
 def export_requirements(service: Member) -> Path:
     """The service's third-party requirements, pinned with hashes, from uv.lock alone."""
     target = BUILD / "requirements" / f"{service.name}.txt"
     target.parent.mkdir(parents=True, exist_ok=True)
     result = run(
         [
-            "uv", "export", "--frozen", "--no-dev", "--no-emit-workspace", "--no-header",
+            uv_executable(), "export", "--frozen", "--no-dev", "--no-emit-workspace", "--no-header",
             "--package", service.name, "--output-file", str(target),
         ],
         cwd=ROOT,
@@ -119,10 +129,11 @@ def fill_wheelhouse(service: Member, requirements: Path) -> Path:
         return wheelhouse
     shutil.rmtree(wheelhouse, ignore_errors=True)
     wheelhouse.mkdir(parents=True)
-    # pip from PyPI through uvx: the same pip everywhere, whatever the machine has.
+    # pip from PyPI through `uv tool run` (uvx): the same pip everywhere, whatever the machine has.
     result = run(
         [
-            "uvx", "pip", "wheel", "--quiet", "--no-deps", "--require-hashes",
+            uv_executable(), "tool", "run", "pip", "wheel",
+            "--quiet", "--no-deps", "--require-hashes",
             "--wheel-dir", str(wheelhouse), "-r", str(requirements),
         ],
         cwd=ROOT,

@@ -2,8 +2,8 @@
 
 The fixtures (``harness_databases``, ``postgres_server``, ``postgres_databases``,
 ``clean_databases``, ``harness_services``, ``stack``, ``grpc_mocks``, ``trace_receiver``,
-``traces``) come with the plugin; what a ``conftest.py``, a test or a script imports is
-here.
+``traces``, ``harness_host``, ``http_fake_server``, ``http_fakes``) come with the plugin;
+what a ``conftest.py``, a test or a script imports is here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from harness.errors import (
     PostgresNotFoundError,
     PostgresStartError,
 )
+from harness.http_fakes import HttpFakeServer
 from harness.mocks import Abort, Call, GrpcMock, GrpcMocks, MockError, MockVerificationError
 from harness.postgres import (
     PostgresBinaries,
@@ -26,7 +27,7 @@ from harness.postgres import (
 )
 from harness.services import ServiceSpec, workspace_services
 from harness.stack import Stack, StackError, StackRequest
-from harness.stack_fixtures import StackView
+from harness.stack_fixtures import HarnessHost, StackView
 from harness.traces import Span, Trace, TraceAssertionError, TraceReceiver
 
 __all__ = [
@@ -40,6 +41,8 @@ __all__ = [
     "GrpcMocks",
     "HarnessConfig",
     "HarnessError",
+    "HarnessHost",
+    "HttpFakeServer",
     "MockError",
     "MockVerificationError",
     "PostgresBinaries",

@@ -20,8 +20,11 @@ from harness.mocks_fixtures import grpc_mocks
 from harness.stack_fixtures import (
     STACK_MARKER,
     harness_backend_name,
+    harness_host,
     harness_services,
     harness_stack_backend,
+    http_fake_server,
+    http_fakes,
     resolve_backend,
     stack,
     stack_diagnostics,
@@ -35,8 +38,11 @@ __all__ = [
     "harness_backend_name",
     "harness_config",
     "harness_databases",
+    "harness_host",
     "harness_services",
     "harness_stack_backend",
+    "http_fake_server",
+    "http_fakes",
     "postgres_databases",
     "postgres_server",
     "stack",
@@ -64,7 +70,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # A test that reaches any of these (directly or through other fixtures) runs real
 # infrastructure: it is marked `integration` without having to say so.
-INFRASTRUCTURE_FIXTURES = frozenset({"postgres_server", "harness_stack_backend", "trace_receiver"})
+INFRASTRUCTURE_FIXTURES = frozenset(
+    {"postgres_server", "harness_stack_backend", "trace_receiver", "http_fake_server"}
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

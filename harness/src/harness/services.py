@@ -15,14 +15,17 @@ class ServiceSpec:
     """A service as the harness boots it.
 
     It runs as ``python -m <module>`` (process backend) or from ``image`` (docker
-    backend), reads ``<NAME>_*`` settings (``<NAME>_DATABASE_URL``,
-    ``<NAME>_GRPC_HOST``, ``<NAME>_GRPC_PORT``), listens on ``grpc_port`` inside a
-    container, answers gRPC health checks, and reaches each service it calls at
-    the address given by the setting named in ``calls``.
+    backend), reads ``<NAME>_*`` settings, and reaches each service it calls at the
+    address given by the setting named in ``calls``. Either a gRPC service: it reads
+    ``<NAME>_GRPC_HOST`` / ``<NAME>_GRPC_PORT``, listens on ``grpc_port`` inside a
+    container and answers gRPC health checks; or an HTTP service (``http_port``, e.g.
+    the gateway): it reads ``<NAME>_HOST`` / ``<NAME>_PORT`` and answers ``GET
+    <health_path>`` with 200 once it serves. On the process backend both announce
+    their port in a JSON "serving" log line.
     """
 
     name: str
-    grpc_port: int
+    grpc_port: int = 0
     module: str = ""
     image: str = ""
     calls: Mapping[str, str] = field(default_factory=dict)
@@ -30,10 +33,38 @@ class ServiceSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     # the generated messages module (e.g. "dummy.v1.dummy_pb2"): what a mock is built from
     proto: str = ""
+    http_port: int = 0
+    health_path: str = "/healthz"
+
+    def __post_init__(self) -> None:
+        if bool(self.grpc_port) == bool(self.http_port):
+            raise ValueError(
+                f"service {self.name!r}: give exactly one of grpc_port and http_port "
+                f"(got grpc_port={self.grpc_port}, http_port={self.http_port})"
+            )
 
     @property
     def env_prefix(self) -> str:
         return f"{self.name.upper()}_"
+
+    @property
+    def is_http(self) -> bool:
+        return bool(self.http_port)
+
+    @property
+    def port(self) -> int:
+        """The port it listens on inside a container."""
+        return self.http_port or self.grpc_port
+
+    @property
+    def host_setting(self) -> str:
+        """The setting that gives the interface it binds."""
+        return f"{self.env_prefix}HOST" if self.is_http else f"{self.env_prefix}GRPC_HOST"
+
+    @property
+    def port_setting(self) -> str:
+        """The setting that gives the port it binds (0: any free port)."""
+        return f"{self.env_prefix}PORT" if self.is_http else f"{self.env_prefix}GRPC_PORT"
 
     @property
     def python_module(self) -> str:
@@ -42,8 +73,10 @@ class ServiceSpec:
 
 def workspace_services(root: Path, *, image_tag: str = "local") -> list[ServiceSpec]:
     """The services of a workspace shaped like this kit ([tool.kit.service] members):
-    module and database named after the service, image ``kit/<name>:<image_tag>``."""
-    return [
+    module and database named after the service, image ``kit/<name>:<image_tag>``.
+    HTTP services (``http-port``, the gateway) have no database and no proto to mock."""
+    workspace = Workspace.read(root)
+    grpc_services = [
         ServiceSpec(
             name=member.name,
             grpc_port=member.grpc_port or 0,
@@ -52,8 +85,18 @@ def workspace_services(root: Path, *, image_tag: str = "local") -> list[ServiceS
             database=member.name,
             proto=f"{member.name}.v1.{member.name}_pb2",
         )
-        for member in Workspace.read(root).services()
+        for member in workspace.services()
     ]
+    http_services = [
+        ServiceSpec(
+            name=member.name,
+            http_port=member.http_port or 0,
+            image=f"kit/{member.name}:{image_tag}",
+            calls=dict(member.calls),
+        )
+        for member in workspace.http_services()
+    ]
+    return [*grpc_services, *http_services]
 
 
 class ServiceHandle(Protocol):
@@ -64,6 +107,11 @@ class ServiceHandle(Protocol):
     @property
     def address(self) -> str:
         """host:port reachable from the test process."""
+        ...
+
+    @property
+    def url(self) -> str:
+        """``http://`` + address: where the test process reaches an HTTP service."""
         ...
 
     @property

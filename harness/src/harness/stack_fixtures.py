@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+import httpx
 import pytest
 import pytest_asyncio
 
+from harness.browser import browser_client
 from harness.config import BackendChoice, HarnessConfig
 from harness.databases import Databases, DatabaseSpec, databases_from_templates
 from harness.docker import docker_unavailable
+from harness.http_fakes import HttpFakeServer
 from harness.postgres import PostgresServer
 from harness.services import ServiceSpec
 from harness.stack import Backend, Stack, StackError, StackRequest
@@ -131,13 +134,19 @@ def harness_stack_backend(
             stack.close()
 
 
-@pytest.fixture(scope="session")
-def trace_receiver(harness_backend_name: BackendChoice) -> Iterator[TraceReceiver]:
-    """The session's OTLP receiver: every service of every stack exports its spans here.
+@dataclass(frozen=True)
+class HarnessHost:
+    """Where servers of the test process (mocks, HTTP fakes, the trace receiver) listen,
+    and the name the stack's services use for that address."""
 
-    On the docker backend it listens on the docker bridge, where containers reach it as
-    ``host.docker.internal``; on the process backend on the loopback.
-    """
+    bind: str
+    advertised: str
+
+
+@pytest.fixture(scope="session")
+def harness_host(harness_backend_name: BackendChoice) -> HarnessHost:
+    """On the docker backend the docker bridge, which containers reach as
+    ``host.docker.internal``; on the process backend the loopback."""
     if harness_backend_name is BackendChoice.DOCKER:
         import docker
 
@@ -145,14 +154,36 @@ def trace_receiver(harness_backend_name: BackendChoice) -> Iterator[TraceReceive
 
         client = docker.from_env()
         try:
-            host = bridge_address(client)
+            return HarnessHost(bridge_address(client), HOST_ALIAS)
         finally:
             client.close()
-        receiver = TraceReceiver(host, advertised_host=HOST_ALIAS)
-    else:
-        receiver = TraceReceiver("127.0.0.1")
-    with receiver:
+    return HarnessHost("127.0.0.1", "127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def trace_receiver(harness_host: HarnessHost) -> Iterator[TraceReceiver]:
+    """The session's OTLP receiver: every service of every stack exports its spans here
+    (at :func:`harness_host`)."""
+    with TraceReceiver(harness_host.bind, advertised_host=harness_host.advertised) as receiver:
         yield receiver
+
+
+@pytest.fixture(scope="session")
+def http_fake_server(harness_host: HarnessHost) -> Iterator[HttpFakeServer]:
+    """The session's server of HTTP fakes (third-party APIs the services call), where the
+    stack's services reach it: mount fakes on it, and point the services' settings at
+    ``http_fake_server.url + prefix`` (e.g. in your ``harness_services``)."""
+    with HttpFakeServer(harness_host.bind, advertised_host=harness_host.advertised) as server:
+        yield server
+
+
+@pytest.fixture
+def http_fakes(http_fake_server: HttpFakeServer) -> Iterator[HttpFakeServer]:
+    """The HTTP fake server with this test's recorded requests only; the test fails if a
+    fake raised while answering one of them."""
+    http_fake_server.reset()
+    yield http_fake_server
+    http_fake_server.raise_errors()
 
 
 @pytest.fixture
@@ -182,8 +213,23 @@ class StackView:
     stack: Stack
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
+    _clients: list[httpx.AsyncClient] = field(default_factory=list)
+
     def address(self, name: str) -> str:
         return self.stack.address(name)
+
+    def url(self, name: str) -> str:
+        """``http://host:port`` of a booted service, reachable from the test."""
+        return f"http://{self.stack.address(name)}"
+
+    def http(self, name: str, **kwargs: Any) -> httpx.AsyncClient:
+        """An HTTP client on an HTTP service (e.g. the gateway), closed when the test
+        ends. Each call is a new browser: its own cookies, kept as a browser keeps them
+        on a developer machine (Secure cookies work over http://127.0.0.1; see
+        :mod:`harness.browser`). Redirects are not followed: a test looks at each."""
+        client = browser_client(self.url(name), **kwargs)
+        self._clients.append(client)
+        return client
 
     def channel(self, name: str) -> grpc.aio.Channel:
         """An asyncio channel to a service or mock, closed when the test ends."""
@@ -222,6 +268,9 @@ class StackView:
         return self.stack.logs(name, lines)
 
     async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+        self._clients.clear()
         for channel in self._channels.values():
             await channel.close(None)
         self._channels.clear()

@@ -71,6 +71,7 @@ _STATUSES: dict[int, SpanStatus] = {
     trace_pb2.Status.STATUS_CODE_ERROR: "ERROR",
 }
 GRPC_STATUS_ATTRIBUTE = "rpc.grpc.status_code"
+DB_SYSTEM_ATTRIBUTES = ("db.system", "db.system.name")
 _GRPC_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 
@@ -107,6 +108,18 @@ class Span:
         value = self.attributes.get(GRPC_STATUS_ATTRIBUTE)
         if isinstance(value, int) and not isinstance(value, bool):
             return _GRPC_CODE_NAMES.get(value, str(value))
+        return None
+
+    @property
+    def db_system(self) -> str | None:
+        """The database of a database client span (``postgresql``...), else None.
+
+        OpenTelemetry's ``db.system`` attribute (``db.system.name`` in newer conventions),
+        which the asyncpg instrumentation sets on every query span."""
+        for key in DB_SYSTEM_ATTRIBUTES:
+            value = self.attributes.get(key)
+            if isinstance(value, str) and value:
+                return value
         return None
 
     def matches(
@@ -381,6 +394,37 @@ class Trace:
             if rest is not None:
                 return [candidate, *rest]
         return None
+
+    def database_spans(self, service: str | None = None) -> list[Span]:
+        """The database client spans (see :attr:`Span.db_system`), of ``service`` if given."""
+        return [
+            span
+            for span in self.spans
+            if span.db_system is not None and (service is None or span.service == service)
+        ]
+
+    def assert_database(
+        self, service: str, *, under: str | None = None, system: str | None = None
+    ) -> Self:
+        """``service`` queried its database in this trace: at least one database span of
+        ``service`` (of ``system``, e.g. "postgresql"), and with ``under`` (a span name,
+        e.g. the RPC it served), every one of them nested somewhere below such a span."""
+        found = [
+            span
+            for span in self.database_spans(service)
+            if system is None or span.db_system == system
+        ]
+        if not found:
+            what = f"{system} " if system else ""
+            self.fail(f"no {what}database span of {service!r} (db.system set) in the trace")
+        if under is not None:
+            stray = [
+                span for span in found if not any(a.matches(under) for a in self.ancestors(span))
+            ]
+            if stray:
+                listed = "; ".join(span.describe() for span in stray)
+                self.fail(f"database spans of {service!r} not under {under!r}: {listed}")
+        return self
 
     def _check_codes(self, spans: Sequence[Span], name: str, expected: str) -> None:
         wrong = [span for span in spans if span.grpc_code != expected]

@@ -18,10 +18,12 @@ import struct
 import time
 import uuid
 from collections.abc import Mapping
+from typing import NoReturn
 
 import asyncpg
 import docker
 import grpc
+import httpx
 from docker.errors import APIError, NotFound
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from testcontainers.core.config import testcontainers_config
@@ -241,8 +243,8 @@ class DockerService:
             .with_envs(
                 **{
                     **env,
-                    f"{spec.env_prefix}GRPC_HOST": "0.0.0.0",  # noqa: S104 - inside the container
-                    f"{spec.env_prefix}GRPC_PORT": str(spec.grpc_port),
+                    spec.host_setting: "0.0.0.0",  # noqa: S104 - inside the container
+                    spec.port_setting: str(spec.port),
                 }
             )
             .with_network(network)
@@ -250,12 +252,16 @@ class DockerService:
             .with_name(f"harness-{spec.name}-{uuid.uuid4().hex[:8]}")
             .with_kwargs(labels=labels(), extra_hosts={HOST_ALIAS: "host-gateway"})
         )
-        publish_on_loopback(self._container, spec.grpc_port)
+        publish_on_loopback(self._container, spec.port)
         self._port = 0
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self._port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
 
     @property
     def running(self) -> bool:
@@ -272,8 +278,39 @@ class DockerService:
             self._container.get_wrapped_container().start()
 
     def wait_serving(self) -> None:
-        self._port = published_port(self._container, self._spec.grpc_port)
-        self._wait_until_serving(START_TIMEOUT)
+        self._port = published_port(self._container, self._spec.port)
+        if self._spec.is_http:
+            self._wait_until_healthy(START_TIMEOUT)
+        else:
+            self._wait_until_serving(START_TIMEOUT)
+
+    def _wait_until_healthy(self, timeout: float) -> None:
+        """An HTTP service serves once ``GET <health_path>`` answers 200."""
+        deadline = time.monotonic() + timeout
+        problem = "no answer"
+        url = f"{self.url}{self._spec.health_path}"
+        with httpx.Client(timeout=1.0, trust_env=False) as http:
+            while time.monotonic() < deadline:
+                if not self.running:
+                    problem = "the container exited"
+                    break
+                try:
+                    answer = http.get(url)
+                except httpx.HTTPError as error:
+                    problem = f"{type(error).__name__}: {error}"
+                    time.sleep(0.05)  # the server is still starting: do not spin
+                    continue
+                if answer.status_code == 200:
+                    return
+                problem = f"GET {self._spec.health_path} answered {answer.status_code}"
+                time.sleep(0.05)
+        self._not_serving(timeout, problem)
+
+    def _not_serving(self, timeout: float, problem: str) -> NoReturn:
+        raise DockerBackendError(
+            f"{self.name} ({self._spec.image}) did not serve within {timeout}s: {problem}.\n"
+            f"Last log lines:\n{self.log_tail(30)}"
+        )
 
     def _wait_until_serving(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -294,10 +331,7 @@ class DockerService:
                 if answer.status == health_pb2.HealthCheckResponse.SERVING:
                     return
                 problem = "NOT_SERVING"
-        raise DockerBackendError(
-            f"{self.name} ({self._spec.image}) did not serve within {timeout}s: {problem}.\n"
-            f"Last log lines:\n{self.log_tail(30)}"
-        )
+        self._not_serving(timeout, problem)
 
     def stop(self) -> None:
         self._container.get_wrapped_container().stop(timeout=15)
@@ -341,7 +375,7 @@ class DockerBackend:
 
     def service_address(self, spec: ServiceSpec, handle: DockerService) -> str:
         """How a service reaches another: by its alias on the stack's network."""
-        return f"{spec.name}:{spec.grpc_port}"
+        return f"{spec.name}:{spec.port}"
 
     def network(self) -> Network:
         """A new network for a stack, with Postgres on it."""

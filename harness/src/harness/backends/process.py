@@ -28,6 +28,10 @@ class ProcessService:
         return f"127.0.0.1:{self._port}"
 
     @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.running()
 
@@ -36,14 +40,13 @@ class ProcessService:
         self.wait_serving()
 
     def launch(self) -> None:
-        prefix = self._spec.env_prefix
         self._process = ServiceProcess(
             name=self.name,
             module=self._spec.python_module,
             env={
                 **self._env,
-                f"{prefix}GRPC_HOST": "127.0.0.1",
-                f"{prefix}GRPC_PORT": str(self._port),
+                self._spec.host_setting: "127.0.0.1",
+                self._spec.port_setting: str(self._port),
             },
             log_path=self._log_path,
         )

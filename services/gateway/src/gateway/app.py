@@ -63,7 +63,8 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     return _error(request, 422, "validation_failed", problems or "the request is invalid")
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+# Starlette's own errors: 400 is a body it could not decode (e.g. JSON that is not UTF-8).
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
