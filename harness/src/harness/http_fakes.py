@@ -77,7 +77,10 @@ class HttpFakeServer:
         )
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="harness-http-fakes", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # close() waits for the loop to notice
+            name="harness-http-fakes",
+            daemon=True,
         )
         self._thread.start()
         return self
