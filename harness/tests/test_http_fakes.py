@@ -234,3 +234,41 @@ def test_an_http_service_reads_host_and_port_and_a_grpc_service_its_grpc_ones() 
 def test_a_service_has_exactly_one_kind_of_port(grpc_port: int, http_port: int) -> None:
     with pytest.raises(ValueError, match="exactly one of grpc_port and http_port"):
         ServiceSpec("odd", grpc_port=grpc_port, http_port=http_port)
+
+
+# ------------------------------------------------------------------------ the fixtures
+
+FAKE_USING_TESTS = """
+import httpx
+
+
+def broken(request):
+    raise RuntimeError("the fake has a bug")
+
+
+def test_a_service_hits_a_broken_fake(http_fakes):
+    http_fakes.mount("/api", broken)
+    with httpx.Client(trust_env=False) as http:
+        assert http.get(http_fakes.local_url + "/api/x").status_code == 500
+
+
+def test_the_next_test_starts_with_no_requests(http_fakes):
+    assert http_fakes.requests == []
+    http_fakes.mount("/api", lambda request: httpx.Response(204))
+    with httpx.Client(trust_env=False) as http:
+        assert http.get(http_fakes.local_url + "/api/x").status_code == 204
+    assert len(http_fakes.requests) == 1
+"""
+
+
+def test_a_fake_that_raised_fails_its_test_at_teardown(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = session\n")
+    pytester.makepyfile(test_fakes=FAKE_USING_TESTS)
+    result = pytester.runpytest("--harness-backend=process", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_a_service_hits_a_broken_fake*",
+            "*RuntimeError: the fake has a bug*",
+        ]
+    )
