@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -588,3 +589,44 @@ def test_a_wildcard_bind_advertises_loopback_or_the_given_host() -> None:
         assert wildcard.endpoint == f"http://127.0.0.1:{wildcard.port}"
     with TraceReceiver("0.0.0.0", advertised_host="172.17.0.1") as advertised:  # noqa: S104
         assert advertised.endpoint == f"http://172.17.0.1:{advertised.port}"
+
+
+def database_span(span_id: str, parent: str, service: str, *, system: str = "postgresql") -> Span:
+    query = span(span_id, parent, "SELECT", service, 7, 9, kind="CLIENT", code=None)
+    key = "db.system" if system != "new-convention" else "db.system.name"
+    return replace(query, attributes={key: "postgresql"})
+
+
+@pytest.mark.parametrize(
+    ("spans", "service", "under", "system", "problem"),
+    [
+        ([*GOOD, database_span("e1", USER.span_id, "user")], "user", USER.name, "postgresql", None),
+        (
+            [*GOOD, database_span("e1", USER.span_id, "user", system="new-convention")],
+            "user",
+            USER.name,
+            None,
+            None,
+        ),  # noqa: E501
+        (
+            [*GOOD, database_span("e1", USER.span_id, "user")],
+            "user",
+            None,
+            "mysql",
+            "no mysql database span of 'user'",
+        ),  # noqa: E501
+        (GOOD, "dummy", None, None, "no database span of 'dummy'"),  # INSERT has no db.system
+        ([*GOOD, database_span("e1", DUMMY.span_id, "user")], "user", USER.name, None, "not under"),
+    ],
+    ids=["nested", "db.system.name", "other-system", "no-attribute", "outside-its-rpc"],
+)
+def test_assert_database(
+    spans: list[Span], service: str, under: str | None, system: str | None, problem: str | None
+) -> None:
+    trace = Trace(spans)
+    if problem is None:
+        trace.assert_database(service, under=under, system=system)
+        assert [s.span_id for s in trace.database_spans(service)] == ["e1"]
+    else:
+        with pytest.raises(TraceAssertionError, match=problem):
+            trace.assert_database(service, under=under, system=system)
