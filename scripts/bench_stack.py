@@ -32,7 +32,7 @@ from harness.backends.docker import DockerBackend
 from harness.backends.process import ProcessBackend
 from harness.databases import CleanStrategy, Databases, DatabaseSpec, databases_from_templates
 from harness.postgres import find_postgres_binaries, run_postgres
-from harness.services import workspace_services
+from harness.services import ServiceSpec, workspace_services
 from harness.stack import Backend, Stack, StackRequest
 from servicekit.migrations import migrate
 from user.v1 import user_pb2, user_pb2_grpc
@@ -49,8 +49,14 @@ def database_specs() -> list[DatabaseSpec]:
 
 
 @contextmanager
-def booted(backend_name: str, postgres_image: str) -> Iterator[tuple[Stack, Databases, float]]:
-    """A full stack; yields it, its databases and the seconds the cold boot took."""
+def booted(
+    backend_name: str,
+    postgres_image: str,
+    services: tuple[str, ...] = SERVICES,
+    specs: list[ServiceSpec] | None = None,
+) -> Iterator[tuple[Stack, Databases, float]]:
+    """A stack of ``services`` (and what they call), from ``specs`` (default: the
+    workspace's); yields it, its databases and the seconds the cold boot took."""
     started = time.monotonic()
     with ExitStack() as cleanup:
         backend: Backend
@@ -70,7 +76,8 @@ def booted(backend_name: str, postgres_image: str) -> Iterator[tuple[Stack, Data
             process_backend = ProcessBackend(local, Path(tempfile.mkdtemp(prefix="bench-logs-")))
             cleanup.callback(process_backend.close)
             backend = process_backend
-        stack = Stack.boot(backend, workspace_services(ROOT), StackRequest(SERVICES))
+        declared = specs if specs is not None else workspace_services(ROOT)
+        stack = Stack.boot(backend, declared, StackRequest(services))
         cleanup.callback(stack.close)
         yield stack, databases, time.monotonic() - started
 

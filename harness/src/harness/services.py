@@ -76,27 +76,21 @@ def workspace_services(root: Path, *, image_tag: str = "local") -> list[ServiceS
     module and database named after the service, image ``kit/<name>:<image_tag>``.
     HTTP services (``http-port``, the gateway) have no database and no proto to mock."""
     workspace = Workspace.read(root)
-    grpc_services = [
-        ServiceSpec(
-            name=member.name,
-            grpc_port=member.grpc_port or 0,
-            image=f"kit/{member.name}:{image_tag}",
-            calls=dict(member.calls),
-            database=member.name,
-            proto=f"{member.name}.v1.{member.name}_pb2",
+    specs = []
+    for member in [*workspace.services(), *workspace.http_services()]:
+        is_grpc = member.grpc_port is not None
+        specs.append(
+            ServiceSpec(
+                name=member.name,
+                grpc_port=member.grpc_port or 0,
+                http_port=member.http_port or 0,
+                image=f"kit/{member.name}:{image_tag}",
+                calls=dict(member.calls),
+                database=member.name if is_grpc else None,
+                proto=f"{member.name}.v1.{member.name}_pb2" if is_grpc else "",
+            )
         )
-        for member in workspace.services()
-    ]
-    http_services = [
-        ServiceSpec(
-            name=member.name,
-            http_port=member.http_port or 0,
-            image=f"kit/{member.name}:{image_tag}",
-            calls=dict(member.calls),
-        )
-        for member in workspace.http_services()
-    ]
-    return [*grpc_services, *http_services]
+    return specs
 
 
 class ServiceHandle(Protocol):
