@@ -607,14 +607,14 @@ def database_span(span_id: str, parent: str, service: str, *, system: str = "pos
             USER.name,
             None,
             None,
-        ),  # noqa: E501
+        ),
         (
             [*GOOD, database_span("e1", USER.span_id, "user")],
             "user",
             None,
             "mysql",
             "no mysql database span of 'user'",
-        ),  # noqa: E501
+        ),
         (GOOD, "dummy", None, None, "no database span of 'dummy'"),  # INSERT has no db.system
         ([*GOOD, database_span("e1", DUMMY.span_id, "user")], "user", USER.name, None, "not under"),
     ],
