@@ -52,10 +52,19 @@ def generate(workspace: Workspace, out_root: Path) -> list[Path]:
     if not protos:
         raise SystemExit(f"no protos found under {workspace.contracts}/<service>/v1/")
     out_root.mkdir(parents=True, exist_ok=True)
+    # mypy-protobuf's plugins live next to this interpreter: name them, so that codegen
+    # works when the environment's bin/ is not on PATH (e.g. .venv/bin/python codegen.py).
+    bin_dir = Path(sys.executable).parent
+    plugins = [
+        f"--plugin=protoc-gen-{name}={bin_dir / f'protoc-gen-{name}'}"
+        for name in ("mypy", "mypy_grpc")
+        if (bin_dir / f"protoc-gen-{name}").exists()
+    ]
     command = [
         sys.executable,
         "-m",
         "grpc_tools.protoc",
+        *plugins,
         f"--proto_path={workspace.contracts}",
         f"--proto_path={well_known}",
         f"--python_out={out_root}",
