@@ -320,11 +320,16 @@ async def test_malformed_input_gets_a_4xx_in_the_error_shape(
     assert (await browser.get("/user/me")).status_code == 200
 
 
+def other_char(char: str) -> str:
+    """A token character that is not ``char`` (a tampered token must differ)."""
+    return "b" if char == "a" else "a"
+
+
 COOKIES: list[tuple[str, Callable[[str], str]]] = [
     ("missing", lambda token: ""),
     ("forged", lambda token: f"{SESSION}=forged.session"),
-    ("tampered secret", lambda token: f"{SESSION}={token[:-1]}{'A' if token[-1] != 'A' else 'B'}"),
-    ("tampered id", lambda token: f"{SESSION}=x{token[1:]}"),
+    ("tampered secret", lambda token: f"{SESSION}={token[:-1]}{other_char(token[-1])}"),
+    ("tampered id", lambda token: f"{SESSION}={other_char(token[0])}{token[1:]}"),
     ("no separator", lambda token: f"{SESSION}={token.replace('.', '')}"),
     ("oversized", lambda token: f"{SESSION}={'a' * 3000}.{'b' * 3000}"),
     ("not ASCII", lambda token: f"{SESSION}=%C3%A9t%C3%A9.%00"),
