@@ -20,10 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fixtures.gateway import CSRF
+
 pytestmark = pytest.mark.integration  # Postgres and four service processes
 
 ROOT = Path(__file__).resolve().parent.parent
-CSRF = {"X-Requested-With": "test"}
 
 
 @pytest.fixture

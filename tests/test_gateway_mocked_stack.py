@@ -16,7 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from auth.v1 import auth_pb2
 from dummy.v1 import dummy_pb2
-from fixtures.gateway import CSRF, cookie_attributes, set_cookies
+from fixtures.gateway import CSRF, assert_error, cookie_attributes, set_cookies
 from harness.mocks import GrpcMock
 from harness.stack_fixtures import StackView
 from user.v1 import user_pb2
@@ -86,8 +86,7 @@ async def test_a_downstream_failure_is_mapped_and_never_a_500(
     answer = await browser.post(
         "/entities", json={"name": "x"}, headers={"Cookie": f"session={TOKEN}"}
     )
-    assert answer.status_code == status, answer.text
-    assert answer.json()["error"]["trace_id"] == answer.headers["x-trace-id"]
+    assert_error(answer, status)
     dummy.verify(lambda s: s.CreateEntity).called_once_with(
         dummy_pb2.CreateEntityRequest(owner_id=USER_ID, name="x")
     )

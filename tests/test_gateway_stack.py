@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from fixtures.gateway import CSRF, cookie_attributes, oauth_login, set_cookies
+from fixtures.gateway import CSRF, assert_error, cookie_attributes, oauth_login, set_cookies
 from harness.stack_fixtures import StackView
 
 if TYPE_CHECKING:
@@ -45,17 +45,6 @@ async def google_login(
     )
     assert finished.status_code == 303, finished.text
     return browser
-
-
-def assert_error(response: httpx.Response, status: int, code: str | None = None) -> None:
-    """The gateway's one error shape, with the trace id of the response header."""
-    assert response.status_code == status, f"{response.status_code}: {response.text}"
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "trace_id"}, body
-    assert body["error"]["trace_id"] == response.headers["x-trace-id"]
-    if code is not None:
-        assert body["error"]["code"] == code, body
 
 
 # ------------------------------------------------------------------------------ logins

@@ -104,11 +104,6 @@ class ServiceHandle(Protocol):
         ...
 
     @property
-    def url(self) -> str:
-        """``http://`` + address: where the test process reaches an HTTP service."""
-        ...
-
-    @property
     def running(self) -> bool: ...
 
     def stop(self) -> None:

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from auth import auth_pb2, auth_pb2_grpc
 from dummy import dummy_pb2, dummy_pb2_grpc
+from fixtures.gateway import CSRF, assert_error, set_cookies
 from gateway.app import create_app
 from gateway.clients import Clients
 from gateway.settings import GatewaySettings
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 USER_ID = "0b9f3c52-0a43-4d47-9d2e-0c8e8e2f6a11"
 TOKEN = "sid.secret"
-CSRF = {"X-Requested-With": "test"}
 
 
 def session(user_id: str = USER_ID, expire_seconds: int = 7 * 24 * 3600) -> auth_pb2.Session:
@@ -128,25 +128,6 @@ def entity_pb(entity_id: str = ENTITY_ID, name: str = "first") -> dummy_pb2.Enti
 
 def user_pb(user_id: str = USER_ID, email: str = "ann@example.com") -> user_pb2.User:
     return user_pb2.User(id=user_id, email=email, name="Ann")
-
-
-def set_cookie_of(response: httpx.Response, name: str) -> str | None:
-    """The Set-Cookie header of ``name`` in ``response``, or None."""
-    for header in response.headers.get_list("set-cookie"):
-        if header.startswith(f"{name}="):
-            return header
-    return None
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, str]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error: dict[str, str] = body["error"]
-    assert set(error) == {"code", "message", "trace_id"}
-    assert error["code"] == code
-    assert error["trace_id"] == response.headers["x-trace-id"]
-    return error
 
 
 # --- gRPC status -> HTTP -------------------------------------------------------------
@@ -243,7 +224,7 @@ async def test_a_refreshed_session_reissues_the_cookie(gw: Gateway, refreshed: b
     gw.user.when(lambda s: s.GetUser).returns(user_pb2.GetUserResponse(user=user_pb()))
     response = await gw.http.get("/user/me")
     assert response.status_code == 200
-    cookie = set_cookie_of(response, "session")
+    cookie = set_cookies(response).get("session")
     if refreshed:
         assert cookie is not None
         assert cookie.startswith(f"session={TOKEN};")
@@ -261,7 +242,7 @@ async def test_a_refreshed_session_reissues_the_cookie_on_an_error_too(gw: Gatew
     gw.dummy.when(lambda s: s.GetEntity).fails(grpc.StatusCode.NOT_FOUND, "no such entity")
     response = await gw.http.get(f"/entities/{ENTITY_ID}")
     assert_error(response, 404, "not_found")
-    cookie = set_cookie_of(response, "session")
+    cookie = set_cookies(response).get("session")
     assert cookie is not None
     assert cookie.startswith(f"session={TOKEN};")
 
@@ -307,7 +288,7 @@ async def test_cookie_flags_by_environment(
             (await gw.http.get("/user/me"), "session"),
             (await gw.http.get("/auth/google/login"), "oauth_state"),
         ]:
-            cookie = set_cookie_of(response, name)
+            cookie = set_cookies(response).get(name)
             assert cookie is not None
             assert "HttpOnly" in cookie
             assert "SameSite=lax" in cookie
@@ -524,7 +505,7 @@ async def test_logout_deletes_the_session_and_expires_the_cookie(logged_in: Gate
     logged_in.auth.when(lambda s: s.DeleteSession).returns(auth_pb2.DeleteSessionResponse())
     response = await logged_in.http.post("/logout", headers=CSRF)
     assert response.status_code == 204
-    cookie = set_cookie_of(response, "session")
+    cookie = set_cookies(response).get("session")
     assert cookie is not None
     assert "Max-Age=0" in cookie
     logged_in.auth.verify(lambda s: s.DeleteSession).called_once_with(
@@ -551,7 +532,7 @@ async def test_login_redirects_with_state_and_verifier_cookies(gw: Gateway) -> N
     assert response.status_code == 302
     assert response.headers["location"] == "https://idp.example/auth?x=1"
     for name, value in [("oauth_state", "st"), ("oauth_verifier", "ver")]:
-        cookie = set_cookie_of(response, name)
+        cookie = set_cookies(response).get(name)
         assert cookie is not None
         assert cookie.startswith(f"{name}={value};")
         assert "HttpOnly" in cookie
@@ -568,7 +549,7 @@ async def test_a_callback_with_a_mismatching_state_is_400(gw: Gateway) -> None:
     gw.http.cookies.set("oauth_state", "kept")
     response = await gw.http.get("/auth/github/callback?code=c&state=forged")
     assert_error(response, 400, "invalid_argument")
-    assert set_cookie_of(response, "session") is None
+    assert set_cookies(response).get("session") is None
     gw.auth.verify(lambda s: s.HandleOauthCallback).called_once_with(
         auth_pb2.HandleOauthCallbackRequest(
             provider=auth_pb2.PROVIDER_GITHUB, code="c", state="forged", expected_state="kept"
@@ -600,11 +581,11 @@ async def test_a_good_callback_creates_and_links_the_user_and_logs_in(gw: Gatewa
 
     assert response.status_code == 303, response.text
     assert response.headers["location"] == gw.settings.public_base_url
-    cookie = set_cookie_of(response, "session")
+    cookie = set_cookies(response).get("session")
     assert cookie is not None
     assert cookie.startswith("session=new.token;")
     for name in ("oauth_state", "oauth_verifier"):
-        expired = set_cookie_of(response, name)
+        expired = set_cookies(response).get(name)
         assert expired is not None
         assert "Max-Age=0" in expired
     gw.auth.verify(lambda s: s.HandleOauthCallback).called_once_with(
@@ -659,7 +640,7 @@ async def test_dev_login_finds_the_user_and_sets_the_session_cookie(gw: Gateway)
     )
     assert response.status_code == 200, response.text
     assert response.json()["id"] == USER_ID
-    cookie = set_cookie_of(response, "session")
+    cookie = set_cookies(response).get("session")
     assert cookie is not None
     assert cookie.startswith("session=dev.token;")
     gw.user.verify(lambda s: s.CreateUser).never_called()
@@ -877,7 +858,7 @@ async def test_logout_always_expires_the_cookie(
         behaviour.fails(answer, "gone")
     response = await logged_in.http.post("/logout", headers=CSRF)
     assert response.status_code == 204
-    cookie = set_cookie_of(response, "session")
+    cookie = set_cookies(response).get("session")
     assert cookie is not None
     assert "Max-Age=0" in cookie
 

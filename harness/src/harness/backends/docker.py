@@ -260,10 +260,6 @@ class DockerService:
         return f"127.0.0.1:{self._port}"
 
     @property
-    def url(self) -> str:
-        return f"http://{self.address}"
-
-    @property
     def running(self) -> bool:
         return container_status(self._container) == "running"
 
@@ -288,7 +284,7 @@ class DockerService:
         """An HTTP service serves once ``GET <health_path>`` answers 200."""
         deadline = time.monotonic() + timeout
         problem = "no answer"
-        url = f"{self.url}{self._spec.health_path}"
+        url = f"http://{self.address}{self._spec.health_path}"
         with httpx.Client(timeout=1.0, trust_env=False) as http:
             while time.monotonic() < deadline:
                 if not self.running:

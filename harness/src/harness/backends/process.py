@@ -28,10 +28,6 @@ class ProcessService:
         return f"127.0.0.1:{self._port}"
 
     @property
-    def url(self) -> str:
-        return f"http://{self.address}"
-
-    @property
     def running(self) -> bool:
         return self._process is not None and self._process.running()
 
