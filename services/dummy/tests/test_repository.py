@@ -87,6 +87,14 @@ async def test_create_then_get(repository: EntityRepository) -> None:
     assert await repository.get(OWNER, created.id) == created
 
 
+async def test_a_new_entity_was_updated_when_it_was_created(
+    repository: EntityRepository,
+) -> None:
+    # One clock reading per create: two readings fell a microsecond apart now and then.
+    created = await create_many(repository, 100)
+    assert [e.updated_at for e in created] == [e.created_at for e in created]
+
+
 async def test_create_gives_each_entity_its_own_id(repository: EntityRepository) -> None:
     first = await repository.create(new_entity("same"))
     second = await repository.create(new_entity("same"))
