@@ -29,14 +29,14 @@ class PostgresEntityRepository:
 
     async def create(self, new: NewEntity) -> Entity:
         async with storage_errors():
+            # The clock is read once, so that a new entity's updated_at equals its
+            # created_at: two clock_timestamp() calls may fall a microsecond apart.
             row = await self._pool.fetchrow(
                 f"""
-                -- The clock is read once: a new entity's updated_at equals its created_at
-                -- (two clock_timestamp() calls may fall a microsecond apart).
-                WITH clock AS (SELECT clock_timestamp() AS now)
                 INSERT INTO entities
                     (id, owner_id, name, description, request_id, created_at, updated_at)
-                SELECT $1, $2, $3, $4, $5, clock.now, clock.now FROM clock
+                SELECT $1, $2, $3, $4, $5, clock.now, clock.now
+                FROM (SELECT clock_timestamp() AS now) AS clock
                 ON CONFLICT (owner_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
                 RETURNING {_COLUMNS}
                 """,
