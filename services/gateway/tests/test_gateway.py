@@ -479,6 +479,27 @@ async def test_bad_input_is_a_clear_4xx(
     assert logged_in.dummy.all_calls() == []
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", f"/entities/{ENTITY_ID}", "DELETE, GET, PATCH"),
+        ("DELETE", "/entities", "GET, POST"),
+        # two routes match this path: /auth/dev/login (POST) and /auth/{provider}/login (GET)
+        ("OPTIONS", "/auth/dev/login", "GET, POST"),
+        ("PUT", "/user/me", "GET"),
+    ],
+    ids=["entity", "entities", "two-routes", "me"],
+)
+async def test_a_wrong_method_is_405_naming_every_method_of_the_path(
+    logged_in: Gateway, method: str, path: str, allow: str
+) -> None:
+    response = await logged_in.http.request(method, path, headers=CSRF)
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == allow
+    for named in allow.split(", "):  # and each one named is taken (whatever it answers)
+        assert (await logged_in.http.request(named, path, headers=CSRF)).status_code != 405
+
+
 async def test_an_oversized_chunked_body_is_413(logged_in: Gateway) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(20):

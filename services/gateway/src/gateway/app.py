@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from gateway.clients import Clients
 from gateway.deps import CSRF_HEADER
@@ -67,11 +68,33 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
 
+# The methods a 405 may name: HTTP's own, as routes are matched with each in turn.
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path. Starlette's 405 names only the first
+    route whose path matches: ``/auth/dev/login`` (POST) also matches
+    ``/auth/{provider}/login`` (GET), and the answer must list both. Asked through the
+    routes' own matching, so included routers and path converters count as they do
+    when a request is routed."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    )
+
+
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     code = _HTTP_CODES.get(error.status_code, "http_error")
     response = _error(request, error.status_code, code, str(error.detail))
     response.headers.update(error.headers or {})
+    if error.status_code == 405:
+        response.headers["Allow"] = _allowed_methods(request)
     return response
 
 
