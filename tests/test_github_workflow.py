@@ -257,7 +257,10 @@ def test_the_integration_tests_run_on_both_backends(jobs: dict[str, dict[str, No
     assert ["-m", "integration", "--harness-backend=docker", "-q"] in docker_runs
     assert ["-m", "integration and not docker", "--harness-backend=process", "-q"] in process_runs
     assert "needs" not in process, "the process backend needs no images: it runs at once"
-    assert "docker pull postgres:16" in "\n".join(commands(jobs, "integration"))
+    integration = "\n".join(commands(jobs, "integration"))
+    assert "docker pull postgres:16" in integration
+    # the compose smoke test's edge profile: the public Traefik image it looks for first
+    assert "docker pull traefik:v3.7" in integration
     restore = [
         mapping(step["with"], "with")
         for step in steps(jobs, "integration")
