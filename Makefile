@@ -21,11 +21,9 @@ generate: setup
 dev: setup
 	$(UV) run python scripts/dev.py
 
-# With a Docker engine the stacks run in containers (the harness's `auto` backend): the
-# images are made first, so that the tests run the code as it is now, not an image of
-# older code (unchanged images are reused: a few seconds). Without one, processes.
+# With a Docker engine the stacks run in containers: conftest.py builds the images that
+# changed when the session starts (harness_services), so no image step is needed here.
 test: setup
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory images; fi
 	$(UV) run pytest $(PYTEST_ARGS)
 
 # Container images: the local base images when the public ones are not on this

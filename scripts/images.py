@@ -30,7 +30,7 @@ from pathlib import Path
 
 from dockergen import dockerfile
 
-from harness.workspace import Member, Workspace
+from harness.workspace import SOURCE_DIGEST_LABEL, Member, Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
@@ -40,7 +40,6 @@ LOCAL_PYTHON_IMAGE = "kit/python:3.11-slim"
 LOCAL_POSTGRES_IMAGE = "kit/postgres:15"
 LOCAL_TRAEFIK_REPOSITORY = "kit/traefik"
 IMAGE_REPOSITORY = "kit"
-LABEL = "kit.content-hash"
 
 
 class ImageError(Exception):
@@ -57,11 +56,17 @@ def image_id(reference: str) -> str | None:
 
 
 def docker_build(
-    context: Path, dockerfile_path: Path, tags: list[str], args: dict[str, str]
+    context: Path,
+    dockerfile_path: Path,
+    tags: list[str],
+    args: dict[str, str],
+    labels: dict[str, str] | None = None,
 ) -> None:
     command = ["docker", "build", "--quiet", "-f", str(dockerfile_path)]
     for key, value in args.items():
         command += ["--build-arg", f"{key}={value}"]
+    for key, value in (labels or {}).items():
+        command += ["--label", f"{key}={value}"]
     for tag in tags:
         command += ["-t", tag]
     # No buildx on every machine: the classic builder is enough for these Dockerfiles.
@@ -223,12 +228,7 @@ def content_hash(workspace: Workspace, service: Member, requirements: Path, base
     add("dockerfile", dockerfile(workspace, service).encode())
     add("requirements", requirements.read_bytes())
     add("base", base_id.encode())
-    for member in workspace.closure(service.name):
-        source = workspace.root / member.path / "src"
-        for path in sorted(p for p in source.rglob("*") if p.is_file()):
-            if "__pycache__" in path.parts or path.suffix == ".pyc":
-                continue
-            add(str(path.relative_to(workspace.root)), path.read_bytes())
+    add("sources", workspace.source_digest(service.name).encode())
     return digest.hexdigest()
 
 
@@ -262,6 +262,8 @@ def build_service(workspace: Workspace, service: Member, python_image: str) -> O
             ROOT / service.path / "Dockerfile",
             [tag],
             {"PYTHON_IMAGE": python_image},
+            # what the docker backend checks the checkout against (harness.workspace)
+            {SOURCE_DIGEST_LABEL: workspace.source_digest(service.name)},
         )
     local = f"{IMAGE_REPOSITORY}/{service.name}:local"
     result = run(["docker", "tag", tag, local])

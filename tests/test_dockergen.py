@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -147,12 +148,29 @@ def test_the_content_hash_follows_what_goes_into_the_image(
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("grpcio==1.0 --hash=sha256:00\n")
     before = hashes(workspace, requirements)
+    sources_before = source_digests(workspace)
     assert hashes(workspace, requirements) == before  # stable
     path = workspace / change
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("# touched\n")
     after = hashes(workspace, requirements)
     assert {name for name in before if before[name] != after[name]} == changed
+    # the image's label, which the docker backend checks the checkout against, follows too
+    sources_after = source_digests(workspace)
+    assert {n for n in sources_before if sources_before[n] != sources_after[n]} == changed
+
+
+def source_digests(workspace: Path) -> dict[str, str]:
+    graph = Workspace.read(workspace)
+    return {name: graph.source_digest(name) for name in ("alpha", "beta")}
+
+
+def test_two_checkouts_of_the_same_code_have_the_same_source_digest(
+    workspace: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(workspace, copy, ignore=shutil.ignore_patterns("elsewhere"))
+    assert source_digests(copy) == source_digests(workspace)
 
 
 def test_the_content_hash_follows_the_requirements_and_the_base(

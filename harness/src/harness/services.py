@@ -35,6 +35,9 @@ class ServiceSpec:
     proto: str = ""
     http_port: int = 0
     health_path: str = "/healthz"
+    # The code the image must hold (Workspace.source_digest): the docker backend refuses
+    # an image labelled with another digest. Empty: not checked.
+    source_digest: str = ""
 
     def __post_init__(self) -> None:
         if bool(self.grpc_port) == bool(self.http_port):
@@ -88,6 +91,7 @@ def workspace_services(root: Path, *, image_tag: str = "local") -> list[ServiceS
                 calls=dict(member.calls),
                 database=member.name if is_grpc else None,
                 proto=f"{member.name}.v1.{member.name}_pb2" if is_grpc else "",
+                source_digest=workspace.source_digest(member.name),
             )
         )
     return specs

@@ -13,9 +13,15 @@ harness's stacks start services in the order it gives.
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# The image label that names the sources an image was built from (Workspace.source_digest):
+# scripts/images.py sets it, the docker backend refuses an image whose label disagrees
+# with the checkout, rather than test old code.
+SOURCE_DIGEST_LABEL = "kit.source-digest"
 
 
 class WorkspaceError(Exception):
@@ -88,6 +94,21 @@ class Workspace:
 
         visit(name, ())
         return ordered
+
+    def source_digest(self, name: str) -> str:
+        """A digest of the code ``name``'s image holds: every file under ``src/`` of the
+        member and of the members it depends on (bytecode left out), by path relative to
+        the workspace, so two checkouts of the same code agree."""
+        digest = hashlib.sha256()
+        for member in self.closure(name):
+            source = self.root / member.path / "src"
+            for path in sorted(p for p in source.rglob("*") if p.is_file()):
+                if "__pycache__" in path.parts or path.suffix == ".pyc":
+                    continue
+                data = path.read_bytes()
+                digest.update(f"{path.relative_to(self.root)}\0{len(data)}\0".encode())
+                digest.update(data)
+        return digest.hexdigest()
 
     def http_services(self) -> list[Member]:
         """The HTTP services ([tool.kit.service] http-port), e.g. the gateway."""

@@ -34,6 +34,7 @@ from harness._loop import BackgroundLoop
 from harness.errors import HarnessError
 from harness.postgres import _process_alive, _process_start_time
 from harness.services import ServiceSpec
+from harness.workspace import SOURCE_DIGEST_LABEL
 
 LABEL = "harness"
 OWNER_LABEL = "harness.owner"  # "<pid>-<process start time>" of the test process
@@ -114,6 +115,22 @@ def require_image(client: docker.DockerClient, image: str, remedy: str) -> None:
         raise DockerBackendError(
             f"image {image} is not on this machine and the harness does not pull. Remedy: {remedy}"
         ) from None
+
+
+def require_current_image(client: docker.DockerClient, spec: ServiceSpec) -> None:
+    """Refuse an image built from other code than the checkout's: the tests would pass or
+    fail on old code. Checked when the spec names its sources and the image its own."""
+    if not spec.source_digest:
+        return
+    labels = client.images.get(spec.image).labels or {}
+    built_from = labels.get(SOURCE_DIGEST_LABEL)
+    if built_from is not None and built_from != spec.source_digest:
+        raise DockerBackendError(
+            f"image {spec.image} holds other code than this checkout's {spec.name} (and the "
+            "members it depends on): it was built before the last change. Remedy: rebuild "
+            f"it (`make images`, or `python scripts/images.py build {spec.name}`), or run "
+            "on the process backend (--harness-backend=process)."
+        )
 
 
 def publish_on_loopback(container: DockerContainer, port: int) -> None:
@@ -390,6 +407,7 @@ class DockerBackend:
             spec.image,
             "build the service images (`make images`, or `python scripts/images.py build`)",
         )
+        require_current_image(self._client, spec)
         handle = DockerService(spec, env, network, self.bridge)
         self._services.append(handle)
         handle.launch()
