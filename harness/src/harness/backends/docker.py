@@ -25,6 +25,7 @@ import docker
 import grpc
 import httpx
 from docker.errors import APIError, NotFound
+from docker.models.images import Image
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
@@ -108,23 +109,21 @@ def interface_address(interface: str) -> str:
     return socket.inet_ntoa(packed[20:24])
 
 
-def require_image(client: docker.DockerClient, image: str, remedy: str) -> None:
+def require_image(client: docker.DockerClient, image: str, remedy: str) -> Image:
     try:
-        client.images.get(image)
+        return client.images.get(image)
     except NotFound:
         raise DockerBackendError(
             f"image {image} is not on this machine and the harness does not pull. Remedy: {remedy}"
         ) from None
 
 
-def require_current_image(client: docker.DockerClient, spec: ServiceSpec) -> None:
-    """Refuse an image built from other code than the checkout's: the tests would pass or
-    fail on old code. Checked when the spec names its sources and the image its own."""
-    if not spec.source_digest:
-        return
-    labels = client.images.get(spec.image).labels or {}
-    built_from = labels.get(SOURCE_DIGEST_LABEL)
-    if built_from is not None and built_from != spec.source_digest:
+def require_current_image(spec: ServiceSpec, labels: Mapping[str, str] | None) -> None:
+    """Refuse an image (of these ``labels``) built from other code than the checkout's: the
+    tests would pass or fail on old code. Checked when the spec names its sources and the
+    image its own."""
+    built_from = (labels or {}).get(SOURCE_DIGEST_LABEL)
+    if spec.source_digest and built_from is not None and built_from != spec.source_digest:
         raise DockerBackendError(
             f"image {spec.image} holds other code than this checkout's {spec.name} (and the "
             "members it depends on): it was built before the last change. Remedy: rebuild "
@@ -402,12 +401,12 @@ class DockerBackend:
     ) -> DockerService:
         """Start a service container without waiting for it (``handle.wait_serving()``)."""
         assert network is not None, "docker services run on a stack's network"
-        require_image(
+        image = require_image(
             self._client,
             spec.image,
             "build the service images (`make images`, or `python scripts/images.py build`)",
         )
-        require_current_image(self._client, spec)
+        require_current_image(spec, image.labels)
         handle = DockerService(spec, env, network, self.bridge)
         self._services.append(handle)
         handle.launch()
