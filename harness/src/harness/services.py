@@ -77,7 +77,9 @@ class ServiceSpec:
 def workspace_services(root: Path, *, image_tag: str = "local") -> list[ServiceSpec]:
     """The services of a workspace shaped like this kit ([tool.kit.service] members):
     module and database named after the service, image ``kit/<name>:<image_tag>``.
-    HTTP services (``http-port``, the gateway) have no database and no proto to mock."""
+    HTTP services (``http-port``, the gateway) have no database and no proto to mock.
+    Each logs every call it answers (``<NAME>_ACCESS_LOG=true``; off by default in the
+    services, where only errors and slow calls are logged), so failure reports show them."""
     workspace = Workspace.read(root)
     specs = []
     for member in [*workspace.services(), *workspace.http_services()]:
@@ -92,6 +94,7 @@ def workspace_services(root: Path, *, image_tag: str = "local") -> list[ServiceS
                 database=member.name if is_grpc else None,
                 proto=f"{member.name}.v1.{member.name}_pb2" if is_grpc else "",
                 source_digest=workspace.source_digest(member.name),
+                env={f"{member.name.upper()}_ACCESS_LOG": "true"},
             )
         )
     return specs

@@ -1,4 +1,4 @@
-"""The one mapping from failures to gRPC status, exercised without a network."""
+"""The one mapping from failures to gRPC status (servicekit.calls), exercised without a network."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from typing import Any, NoReturn
 
 import grpc
 import pytest
+from opentelemetry import trace
 
+from servicekit.calls import CallPolicy, wrap_handler
 from servicekit.errors import (
     AlreadyExists,
     DeadlineExceeded,
@@ -19,7 +21,6 @@ from servicekit.errors import (
     Unauthenticated,
     Unavailable,
 )
-from servicekit.server import ErrorMappingInterceptor
 
 
 class Aborted(Exception):
@@ -30,25 +31,29 @@ class Aborted(Exception):
 
 
 class FakeContext:
-    """Records what the interceptor aborts with, as grpc.aio's context would."""
+    """Records what the wrapped handler aborts with, as grpc.aio's context would."""
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def code(self) -> grpc.StatusCode | None:
+        return None
 
     async def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
         raise Aborted(code, details)
 
 
-class Details:
-    method = "/test.v1.Test/Call"
-
-
-async def call_through_interceptor(raised: BaseException) -> Any:
+async def call_through_wrapper(raised: BaseException) -> Any:
     async def behavior(request: Any, context: Any) -> Any:
         raise raised
 
-    async def continuation(details: Any) -> grpc.RpcMethodHandler[Any, Any]:
-        return grpc.unary_unary_rpc_method_handler(behavior)
-
-    handler = await ErrorMappingInterceptor().intercept_service(continuation, Details())  # type: ignore[arg-type]
-    return await handler.unary_unary(object(), FakeContext())  # type: ignore[arg-type,misc]
+    handler = wrap_handler(
+        "/test.v1.Test/Call",
+        grpc.unary_unary_rpc_method_handler(behavior),
+        tracer=trace.NoOpTracer(),
+        policy=CallPolicy(),
+    )
+    return await handler.unary_unary(b"", FakeContext())  # type: ignore[arg-type,misc]
 
 
 CASES: dict[str, tuple[ServiceError, grpc.StatusCode, str]] = {
@@ -81,7 +86,7 @@ async def test_service_errors_become_their_status(
     error: ServiceError, code: grpc.StatusCode, details: str
 ) -> None:
     with pytest.raises(Aborted) as aborted:
-        await call_through_interceptor(error)
+        await call_through_wrapper(error)
     assert (aborted.value.code, aborted.value.details) == (code, details)
 
 
@@ -93,7 +98,7 @@ async def test_a_subclass_of_a_kind_keeps_the_kinds_status() -> None:
         pass
 
     with pytest.raises(Aborted) as aborted:
-        await call_through_interceptor(EntityNotFound("gone"))
+        await call_through_wrapper(EntityNotFound("gone"))
     assert aborted.value.code == grpc.StatusCode.NOT_FOUND
 
 
@@ -101,7 +106,7 @@ async def test_an_unexpected_exception_is_internal_and_leaks_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with pytest.raises(Aborted) as aborted:
-        await call_through_interceptor(KeyError("secret column name"))
+        await call_through_wrapper(KeyError("secret column name"))
     assert aborted.value.code == grpc.StatusCode.INTERNAL
     assert "secret" not in aborted.value.details
     assert "unexpected error in /test.v1.Test/Call" in caplog.text

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -37,11 +36,13 @@ from dummy.v1 import dummy_pb2, dummy_pb2_grpc
 from harness.process import ServiceProcess
 from harness.traces import TraceReceiver, assert_logs_carry_trace
 from servicekit import telemetry as telemetry_module
+from servicekit.calls import CallPolicy
+from servicekit.channels import service_channel
 from servicekit.logging import json_handler
+from servicekit.postgres import create_pool
 from servicekit.server import ServiceRegistration, create_server
 from servicekit.telemetry import (
     Telemetry,
-    client_interceptors,
     instrument_asyncpg,
     start_telemetry,
 )
@@ -143,7 +144,12 @@ def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
 async def serving(
     registrations: Sequence[ServiceRegistration], telemetry: Telemetry
 ) -> AsyncIterator[str]:
-    server = create_server("127.0.0.1:0", registrations, tracer_provider=telemetry.tracer_provider)
+    server = create_server(
+        "127.0.0.1:0",
+        registrations,
+        tracer_provider=telemetry.tracer_provider,
+        policy=CallPolicy(access_log=True),
+    )
     await server.start()
     try:
         yield f"127.0.0.1:{server.port}"
@@ -166,9 +172,8 @@ async def stack(telemetries: dict[str, Telemetry]) -> AsyncIterator[Stack]:
     async with serving(
         [user_registration(InMemoryUserRepository())], telemetries["user"]
     ) as user_address:
-        user_channel = grpc.aio.insecure_channel(
-            user_address,
-            interceptors=client_interceptors(telemetries["dummy"].tracer_provider),
+        user_channel = service_channel(
+            user_address, tracer_provider=telemetries["dummy"].tracer_provider
         )
         owners = UserServiceOwners(UserClient(user_channel))
         async with (
@@ -405,9 +410,8 @@ async def test_with_an_endpoint_the_spans_reach_the_collector(
             async with serving(
                 [user_registration(InMemoryUserRepository())], telemetries["user"]
             ) as user_address:
-                user_channel = grpc.aio.insecure_channel(
-                    user_address,
-                    interceptors=client_interceptors(telemetries["dummy"].tracer_provider),
+                user_channel = service_channel(
+                    user_address, tracer_provider=telemetries["dummy"].tracer_provider
                 )
                 owner = (
                     await UserClient(user_channel).create_user(
@@ -491,7 +495,10 @@ async def test_every_query_is_a_child_span_of_the_rpc(
     caller: Caller,
 ) -> None:
     undo = instrument_asyncpg(telemetries["dummy"].tracer_provider)
-    pool = await asyncpg.create_pool(clean_databases["dummy"], min_size=1, max_size=2)
+    # The services' pool: it does not reset released connections, so no extra statement.
+    pool = await create_pool(
+        clean_databases["dummy"], min_size=1, max_size=2, connect_timeout=10, command_timeout=10
+    )
     try:
         registration = dummy_registration(PostgresEntityRepository(pool), InMemoryOwners())
         async with (
@@ -522,7 +529,7 @@ async def test_every_query_is_a_child_span_of_the_rpc(
         assert hex_parent(query) in servers
         assert query.attributes is not None
         assert query.attributes["db.system"] == "postgresql"
-    # one INSERT, one SELECT: the pool's reset of the released connection is no span
+    # one INSERT, one SELECT: the pool does not reset released connections
     assert sorted((servers[hex_parent(q) or ""], q.name) for q in queries) == [
         ("/dummy.v1.DummyService/CreateEntity", "INSERT"),
         ("/dummy.v1.DummyService/GetEntity", "SELECT"),
@@ -545,6 +552,7 @@ async def test_a_service_process_exports_its_spans_and_flushes_them_when_stopped
                 "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
                 # no batch is due before the stop: only the flush at stop can deliver
                 "OTEL_BSP_SCHEDULE_DELAY": "600000",
+                "USER_ACCESS_LOG": "true",  # a line for the call, to carry the trace id
             },
             log_path=tmp_path / "user.log",
         )

@@ -16,7 +16,6 @@ import grpc
 import httpx
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -27,9 +26,9 @@ from fixtures.gateway import CSRF, assert_error, set_cookies
 from gateway.app import create_app
 from gateway.clients import Clients
 from gateway.settings import GatewaySettings
+from gateway.tracing import install_tracing
 from harness.mocks import GrpcMock, GrpcMocks
 from servicekit.channels import service_channel
-from servicekit.telemetry import client_interceptors
 from user import user_pb2, user_pb2_grpc
 
 if TYPE_CHECKING:
@@ -804,7 +803,7 @@ async def test_the_trace_id_is_the_request_spans_when_traced(grpc_mocks: GrpcMoc
     clients = Clients.on_channels(auth=channel, user=channel, dummy=channel, timeout=0.5)
     try:
         app = create_app(GatewaySettings(environment="local"), clients)
-        FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
+        install_tracing(app, provider)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             response = await http.get("/user/me")
@@ -820,11 +819,11 @@ async def test_downstream_calls_carry_the_responses_trace(grpc_mocks: GrpcMocks)
     provider = TracerProvider()
     auth = grpc_mocks.of(auth_pb2_grpc.AuthServiceStub)
     auth.when(lambda s: s.ValidateSession).fails(grpc.StatusCode.UNAUTHENTICATED, "unknown")
-    channel = service_channel(auth.start(), interceptors=client_interceptors(provider))
+    channel = service_channel(auth.start(), tracer_provider=provider)
     clients = Clients.on_channels(auth=channel, user=channel, dummy=channel, timeout=0.5)
     try:
         app = create_app(GatewaySettings(environment="local"), clients)
-        FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
+        install_tracing(app, provider)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://testserver", cookies={"session": TOKEN}

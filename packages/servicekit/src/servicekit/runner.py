@@ -21,9 +21,11 @@ from importlib.resources.abc import Traversable
 from typing import Generic, TypeVar
 
 import asyncpg
+import uvloop
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
 
+from servicekit.calls import CallPolicy
 from servicekit.logging import configure_logging
 from servicekit.migrations import apply_migrations, load_migrations
 from servicekit.postgres import create_pool
@@ -73,11 +75,15 @@ async def _serve(
     try:
         async with pool.acquire() as connection:
             await apply_migrations(connection, load_migrations(definition.migrations))
+        # The pool does not reset released connections (see create_pool); migrations
+        # are the one user of session state (an advisory lock), so start afresh.
+        await pool.expire_connections()
         async with AsyncExitStack() as resources:
             server = create_server(
                 f"{settings.grpc_host}:{settings.grpc_port}",
                 definition.build(pool, settings, resources),
                 tracer_provider=tracer_provider,
+                policy=CallPolicy(settings.access_log, settings.slow_call_seconds),
             )
             await server.start()
             # One parseable line that launchers (the harness, scripts/dev.py) wait for.
@@ -112,7 +118,8 @@ def main(definition: ServiceDefinition[S], settings_class: type[S]) -> None:
             else:  # a check across fields says which variables itself
                 print(f"  {problem['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
-    asyncio.run(run_service(definition, settings))
+    # uvloop: the same asyncio, a faster event loop (grpc.aio and asyncpg both run on it).
+    uvloop.run(run_service(definition, settings))
 
 
 async def _wait_for_stop_signal() -> None:

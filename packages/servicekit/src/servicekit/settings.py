@@ -33,3 +33,10 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, description="how long SIGTERM lets in-flight calls finish"
     )
+    access_log: bool = Field(
+        default=False,
+        description="a log line per call; off: only server errors and slow calls are logged",
+    )
+    slow_call_seconds: float = Field(
+        default=1.0, gt=0, description="a call at least this slow is always logged"
+    )

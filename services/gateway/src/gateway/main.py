@@ -7,16 +7,16 @@ remaining spans flushed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 
 import uvicorn
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+import uvloop
 
 from gateway.app import create_app
 from gateway.clients import connect
 from gateway.settings import GatewaySettings
+from gateway.tracing import install_tracing
 from servicekit.logging import configure_logging
 from servicekit.telemetry import Telemetry, start_telemetry
 
@@ -42,12 +42,18 @@ async def serve(settings: GatewaySettings, telemetry: Telemetry) -> None:
     clients = connect(settings)
     try:
         app = create_app(settings, clients)
-        FastAPIInstrumentor.instrument_app(app, tracer_provider=telemetry.tracer_provider)
+        install_tracing(
+            app,
+            telemetry.tracer_provider,
+            access_log=settings.access_log,
+            slow_request_seconds=settings.slow_request_seconds,
+        )
         config = uvicorn.Config(
             app,
             host=settings.host,
             port=settings.port,
             log_config=None,  # keep the JSON logging configured above
+            access_log=False,  # the tracing middleware logs requests, inside their span
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         )
         await AnnouncingServer(config).serve()
@@ -61,6 +67,7 @@ def main() -> None:
     telemetry = start_telemetry("gateway")
     telemetry.install()
     try:
-        asyncio.run(serve(settings, telemetry))
+        # uvloop: the same asyncio, a faster event loop (uvicorn and grpc.aio run on it).
+        uvloop.run(serve(settings, telemetry))
     finally:
         telemetry.shutdown()

@@ -2,7 +2,7 @@
 
 :class:`TraceIdMiddleware` stores the trace id in ``scope["state"]["trace_id"]`` (so
 error handlers can put it in the body) and adds ``X-Trace-Id`` to every response. The
-id is the current OpenTelemetry span's (the FastAPI instrumentation wraps this
+id is the current OpenTelemetry span's (gateway.tracing's middleware wraps this
 middleware), else a random one of the same form (32 hex digits).
 
 :class:`BodySizeLimitMiddleware` answers 413 when ``Content-Length`` is above the limit,

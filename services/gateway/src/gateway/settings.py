@@ -33,6 +33,13 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    access_log: bool = Field(
+        default=False,
+        description="a log line per request; off: only 5xx answers and slow requests",
+    )
+    slow_request_seconds: float = Field(
+        default=1.0, gt=0, description="a request at least this slow is always logged"
+    )
 
     @property
     def is_local(self) -> bool:
