@@ -105,6 +105,9 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
 
 def create_app(settings: GatewaySettings, clients: Clients) -> FastAPI:
     app = FastAPI(
+        # FastAPI's own telemetry off: the gateway's one span per request (and its
+        # access log) is gateway.tracing's middleware, installed by main.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         title="Gateway",
         version="1.0.0",
         description=(
