@@ -32,3 +32,29 @@ async def expect_status(
     if mentions is not None:
         assert mentions in details, f"{details!r} should mention {mentions!r}"
     return error
+
+
+# Characters the text policy (README, "Text fields") refuses in every free-text field of
+# every service, and the code point the INVALID_ARGUMENT message must name. The suites
+# put each inside an otherwise valid value of each field.
+REFUSED_CHARACTERS = {
+    "BEL": ("\x07", "U+0007"),
+    "ESC colour sequence": ("\x1b[31m", "U+001B"),
+    "NUL": ("\x00", "U+0000"),
+    "C1 control": ("\x9b", "U+009B"),
+    "right-to-left override": ("\u202e", "U+202E"),
+    "left-to-right isolate": ("\u2066", "U+2066"),
+    "zero-width space": ("\u200b", "U+200B"),
+    "byte order mark": ("\ufeff", "U+FEFF"),
+    "line separator": ("\u2028", "U+2028"),
+    "private use": ("\ue000", "U+E000"),
+    "noncharacter": ("\uffff", "U+FFFF"),
+}
+
+# Values a required text field refuses although no character in them is refused alone.
+INVISIBLE_TEXT = {
+    "only zero-width characters": ("\u200b\u200c\u200d", "U+200B"),
+    "only a zero-width joiner": ("\u200d", "U+200D"),
+    "only a Hangul filler": ("\u3164", "visible"),
+    "only braille blanks": ("\u2800\u2800", "visible"),
+}

@@ -239,6 +239,24 @@ MALFORMED: list[tuple[str, Send, int, str]] = [
         "invalid_argument",
     ),
     (
+        "ESC colour sequence in a name",
+        lambda b: b.post("/entities", json={"name": "\x1b[31mred\x1b[0m"}),
+        400,
+        "invalid_argument",
+    ),
+    (
+        "name of zero-width characters",
+        lambda b: b.post("/entities", json={"name": "\u200b\u200d"}),
+        400,
+        "invalid_argument",
+    ),
+    (
+        "right-to-left override in a description",
+        lambda b: b.post("/entities", json={"name": "x", "description": "abc\u202etxt.exe"}),
+        400,
+        "invalid_argument",
+    ),
+    (
         "not UTF-8",
         lambda b: b.post(
             "/entities", content=b'{"name": "\xff"}', headers={"content-type": "application/json"}

@@ -24,7 +24,7 @@ import grpc
 import pytest
 
 from auth.v1 import auth_pb2 as pb
-from contracts.support import expect_status
+from contracts.support import REFUSED_CHARACTERS, expect_status
 
 if TYPE_CHECKING:
     # the stub's asyncio flavour only exists for the type checker
@@ -413,3 +413,23 @@ async def test_link_rejects_invalid_fields(
             await expect_status(get, Code.NOT_FOUND)  # nothing was stored
         else:
             await expect_status(get, Code.INVALID_ARGUMENT, mentions="provider_user_id")
+
+
+@pytest.mark.parametrize(
+    ("character", "mention"), REFUSED_CHARACTERS.values(), ids=REFUSED_CHARACTERS.keys()
+)
+async def test_account_ids_outside_the_text_policy_are_refused(
+    auth_stub: AuthServiceStub, character: str, mention: str
+) -> None:
+    provider_user_id = f"42{character}7"
+    link = auth_stub.LinkOauthAccount(
+        pb.LinkOauthAccountRequest(
+            provider=pb.PROVIDER_GITHUB, provider_user_id=provider_user_id, user_id=str(uuid4())
+        )
+    )
+    get = auth_stub.GetOauthAccount(
+        pb.GetOauthAccountRequest(provider=pb.PROVIDER_GITHUB, provider_user_id=provider_user_id)
+    )
+    for call in (link, get):
+        error = await expect_status(call, Code.INVALID_ARGUMENT, mentions="provider_user_id")
+        assert mention in (error.details() or "")

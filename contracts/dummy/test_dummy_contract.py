@@ -16,7 +16,7 @@ from uuid import uuid4
 import grpc
 import pytest
 
-from contracts.support import expect_status
+from contracts.support import INVISIBLE_TEXT, REFUSED_CHARACTERS, expect_status
 from dummy.v1 import dummy_pb2 as pb
 
 if TYPE_CHECKING:
@@ -76,6 +76,80 @@ async def test_create_rejects_invalid_fields(
     dummy_stub: DummyServiceStub, request_: pb.CreateEntityRequest, field: str
 ) -> None:
     await expect_status(dummy_stub.CreateEntity(request_), Code.INVALID_ARGUMENT, mentions=field)
+
+
+# ---------------------------------------------------------------- the text policy
+
+REFUSED_TEXT = {
+    **{
+        f"name with {case}": ("name", f"a{c}b", point)
+        for case, (c, point) in REFUSED_CHARACTERS.items()
+    },
+    **{
+        f"description with {case}": ("description", f"one{c}two", point)
+        for case, (c, point) in REFUSED_CHARACTERS.items()
+    },
+    **{f"name of {case}": ("name", text, point) for case, (text, point) in INVISIBLE_TEXT.items()},
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "mention"), REFUSED_TEXT.values(), ids=REFUSED_TEXT.keys()
+)
+async def test_create_and_update_refuse_text_outside_the_policy(
+    dummy_stub: DummyServiceStub, new_owner: NewOwner, field: str, value: str, mention: str
+) -> None:
+    owner = await new_owner()
+    fields = {"name": "kept", field: value}
+    error = await expect_status(
+        dummy_stub.CreateEntity(pb.CreateEntityRequest(owner_id=owner, **fields)),
+        Code.INVALID_ARGUMENT,
+        mentions=field,
+    )
+    assert mention in (error.details() or "")
+    entity = await create(dummy_stub, owner, "kept")
+    error = await expect_status(
+        dummy_stub.UpdateEntity(
+            pb.UpdateEntityRequest(owner_id=owner, id=entity.id, **{field: value})
+        ),
+        Code.INVALID_ARGUMENT,
+        mentions=field,
+    )
+    assert mention in (error.details() or "")
+    listed = await dummy_stub.ListEntities(pb.ListEntitiesRequest(owner_id=owner))
+    assert list(listed.entities) == [entity]  # nothing stored or changed
+
+
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # joined by zero-width joiners
+PERSIAN = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # with a zero-width non-joiner
+STORED_TEXT = {
+    "decomposed accent stored composed (NFC)": ("Zoe\u0308", "Zo\xeb", "", ""),
+    "emoji sequence with zero-width joiners": (FAMILY, FAMILY, "", ""),
+    "Persian with a zero-width non-joiner": (PERSIAN, PERSIAN, "", ""),
+    "description lines and tabs kept, CR LF stored as LF": (
+        "n",
+        "n",
+        "one\r\n\ttwo\n",
+        "one\n\ttwo",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "stored_name", "description", "stored_description"),
+    STORED_TEXT.values(),
+    ids=STORED_TEXT.keys(),
+)
+async def test_text_inside_the_policy_is_stored_normalized(
+    dummy_stub: DummyServiceStub,
+    new_owner: NewOwner,
+    name: str,
+    stored_name: str,
+    description: str,
+    stored_description: str,
+) -> None:
+    created = await create(dummy_stub, await new_owner(), name, description=description)
+    assert (created.name, created.description) == (stored_name, stored_description)
 
 
 async def test_an_owner_who_is_not_a_user_is_failed_precondition(

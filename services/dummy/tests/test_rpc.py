@@ -64,6 +64,30 @@ CREATE_CASES = {
         pb.CreateEntityRequest(owner_id=str(OWNER), name="a", description="x" * 2001),
         Failure(InvalidArgument, "description"),
     ),
+    "name with an ESC colour sequence": (
+        pb.CreateEntityRequest(owner_id=str(OWNER), name="\x1b[31mred\x1b[0m"),
+        Failure(InvalidArgument, "name"),
+    ),
+    "name with BEL": (
+        pb.CreateEntityRequest(owner_id=str(OWNER), name="ding\x07"),
+        Failure(InvalidArgument, "name"),
+    ),
+    "name of zero-width characters": (
+        pb.CreateEntityRequest(owner_id=str(OWNER), name="\u200b\u200c\u200d"),
+        Failure(InvalidArgument, "name"),
+    ),
+    "name with a right-to-left override": (
+        pb.CreateEntityRequest(owner_id=str(OWNER), name="abc\u202etxt.exe"),
+        Failure(InvalidArgument, "name"),
+    ),
+    "description with a line separator": (
+        pb.CreateEntityRequest(owner_id=str(OWNER), name="a", description="one\u2028two"),
+        Failure(InvalidArgument, "description"),
+    ),
+    "description over several lines": (
+        pb.CreateEntityRequest(owner_id=str(OWNER), name="a", description="one\n\ttwo"),
+        None,
+    ),
     "malformed request id": (
         pb.CreateEntityRequest(owner_id=str(OWNER), name="a", request_id="42"),
         Failure(InvalidArgument, "request_id"),
@@ -186,6 +210,13 @@ UPDATE_CASES = {
     "both": ("{owner}", "{id}", {"name": "n", "description": "d"}, None),
     "nothing to change": ("{owner}", "{id}", {}, Failure(InvalidArgument, "name")),
     "blank name": ("{owner}", "{id}", {"name": " "}, Failure(InvalidArgument, "name")),
+    "name with ESC": ("{owner}", "{id}", {"name": "\x1b[2J"}, Failure(InvalidArgument, "name")),
+    "description with a BOM": (
+        "{owner}",
+        "{id}",
+        {"description": "\ufeffd"},
+        Failure(InvalidArgument, "description"),
+    ),
     "description too long": (
         "{owner}",
         "{id}",

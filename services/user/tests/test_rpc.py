@@ -129,6 +129,17 @@ CREATE_REJECTED = {
     "email with tab": (pb.CreateUserRequest(email="ann\t@example.com"), "email"),
     "email with NUL": (pb.CreateUserRequest(email="ann\x00@example.com"), "email"),
     "email of 255 characters": (pb.CreateUserRequest(email=local_part_of(255)), "email"),
+    "email with a right-to-left override": (
+        pb.CreateUserRequest(email="ann\u202e@example.com"),
+        "email",
+    ),
+    "email with a zero-width space": (pb.CreateUserRequest(email="an\u200bn@example.com"), "email"),
+    "name with ESC": (pb.CreateUserRequest(email="a@b.co", name="\x1b[31mAnn"), "name"),
+    "name of a Hangul filler": (pb.CreateUserRequest(email="a@b.co", name="\u3164"), "name"),
+    "avatar_url with a BOM": (
+        pb.CreateUserRequest(email="a@b.co", avatar_url="https://x.io/\ufeff.png"),
+        "avatar_url",
+    ),
     "name of 201 characters": (pb.CreateUserRequest(email="a@b.co", name="n" * 201), "name"),
     "name with NUL": (pb.CreateUserRequest(email="a@b.co", name="An\x00n"), "name"),
     "name with newline": (pb.CreateUserRequest(email="a@b.co", name="Ann\nLee"), "name"),

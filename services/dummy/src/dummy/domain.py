@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from servicekit.validation import bounded_text
+from servicekit.text import clean_text
 
 NAME_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 2000
@@ -55,8 +55,16 @@ class Page:
 
 
 def valid_name(value: str) -> str:
-    return bounded_text("name", value, max_length=NAME_MAX_LENGTH, required=True)
+    """One line of visible text, 1 to 200 characters (servicekit.text's policy)."""
+    return clean_text(value, field="name", max_length=NAME_MAX_LENGTH)
 
 
 def valid_description(value: str) -> str:
-    return bounded_text("description", value, max_length=DESCRIPTION_MAX_LENGTH, required=False)
+    """Empty, or text of up to 2000 characters that may span lines (LF and TAB allowed)."""
+    return clean_text(
+        value,
+        field="description",
+        max_length=DESCRIPTION_MAX_LENGTH,
+        required=False,
+        multiline=True,
+    )

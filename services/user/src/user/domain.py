@@ -1,26 +1,26 @@
 """The user service's domain: a user, and the rules on its fields.
 
-E-mail addresses are stored normalized (trimmed, domain lower-cased, the local part
-kept as given) and compared case-insensitively: "Ann@Example.COM" and
-"ann@example.com" are one user. The rules are deliberately loose (RFC 5321 allows
-far more than any form should): at most 254 characters, no white space or control
-characters, exactly one "@" with a non-empty local part, and a domain of at least
-two non-empty dot-separated labels.
+Every text field first follows servicekit's text policy (:mod:`servicekit.text`:
+no control, bidirectional, zero-width or other invisible formatting characters,
+trimmed, NFC), then its own rules.
 
-Text fields reject control characters: PostgreSQL cannot store NUL, and a display
-name or URL has no use for the others.
+E-mail addresses are stored normalized (trimmed, NFC, domain lower-cased, the local
+part kept as given) and compared case-insensitively: "Ann@Example.COM" and
+"ann@example.com" are one user. The rules are deliberately loose (RFC 5321 allows
+far more than any form should): at most 254 characters, no white space, exactly one
+"@" with a non-empty local part, and a domain of at least two non-empty
+dot-separated labels.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 from uuid import UUID
 
 from servicekit.errors import InvalidArgument
-from servicekit.validation import bounded_text
+from servicekit.text import clean_text
 
 EMAIL_MAX_LENGTH = 254  # RFC 5321's limit on a forward path, less the angle brackets
 NAME_MAX_LENGTH = 200
@@ -49,21 +49,11 @@ def email_key(email: str) -> str:
     return email.lower()
 
 
-def _has_control_character(text: str) -> bool:
-    return any(unicodedata.category(c) == "Cc" for c in text)
-
-
 def normalize_email(value: str) -> str:
     """The stored form of an e-mail address; INVALID_ARGUMENT (field ``email``) if malformed."""
-    email = value.strip()
-    if not email:
-        raise InvalidArgument("email", "is required")
-    if len(email) > EMAIL_MAX_LENGTH:
-        raise InvalidArgument(
-            "email", f"must be at most {EMAIL_MAX_LENGTH} characters, got {len(email)}"
-        )
-    if any(c.isspace() for c in email) or _has_control_character(email):
-        raise InvalidArgument("email", "must not contain white space or control characters")
+    email = clean_text(value, field="email", max_length=EMAIL_MAX_LENGTH)
+    if any(c.isspace() for c in email):
+        raise InvalidArgument("email", "must not contain white space")
     if email.count("@") != 1:
         raise InvalidArgument("email", "must be of the form local@domain with exactly one '@'")
     local, domain = email.split("@")
@@ -76,20 +66,17 @@ def normalize_email(value: str) -> str:
 
 
 def valid_name(value: str) -> str:
-    """A display name: trimmed, 0 to 200 characters, no control characters."""
-    name = bounded_text("name", value, max_length=NAME_MAX_LENGTH, required=False)
-    if _has_control_character(name):
-        raise InvalidArgument("name", "must not contain control characters")
-    return name
+    """A display name: empty, or one line of visible text of up to 200 characters."""
+    return clean_text(value, field="name", max_length=NAME_MAX_LENGTH, required=False)
 
 
 def valid_avatar_url(value: str) -> str:
     """Empty, or an absolute http(s) URL with a host, at most 2048 characters."""
-    url = bounded_text("avatar_url", value, max_length=AVATAR_URL_MAX_LENGTH, required=False)
+    url = clean_text(value, field="avatar_url", max_length=AVATAR_URL_MAX_LENGTH, required=False)
     if not url:
         return url
-    if any(c.isspace() for c in url) or _has_control_character(url):
-        raise InvalidArgument("avatar_url", "must not contain white space or control characters")
+    if any(c.isspace() for c in url):
+        raise InvalidArgument("avatar_url", "must not contain white space")
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises ValueError on a port that is not a number in range

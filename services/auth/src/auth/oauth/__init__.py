@@ -2,6 +2,7 @@
 
     port.py       Provider, OauthIdentity, OauthProvider (the Protocol adapters implement)
     login.py      state, PKCE verifier and challenge, start_login, complete_login
+    identity.py   usable_identity: provider data made fit for the user service's text rules
     google.py     GoogleSettings, GoogleProvider (PKCE + id_token checked against the JWKS)
     github.py     GitHubSettings, GitHubProvider (user + primary verified e-mail)
     providers.py  build_providers (from settings), Providers (lookup by Provider)

@@ -17,6 +17,7 @@ from authlib.common.security import generate_token  # type: ignore[import-untype
 from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
 
 from auth.errors import StateMismatch
+from auth.oauth.identity import usable_identity
 from servicekit.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -111,9 +112,10 @@ async def complete_login(
     Raises InvalidArgument (``code``, ``state`` or ``expected_state`` empty, or what the
     provider requires, e.g. Google's ``code_verifier``), StateMismatch, then what
     :meth:`OauthProvider.exchange` raises. The provider is not called unless the state
-    matches.
+    matches. The identity is made fit for the user service (:mod:`auth.oauth.identity`:
+    name cleaned, odd avatar dropped, an e-mail or id the text policy refuses rejected).
     """
     if not code:
         raise InvalidArgument("code", "is required")
     check_state(state, expected_state)
-    return await provider.exchange(code, code_verifier)
+    return usable_identity(await provider.exchange(code, code_verifier))

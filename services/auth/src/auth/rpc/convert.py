@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from auth.domain import OauthAccount
+from auth.oauth.identity import PROVIDER_USER_ID_MAX_LENGTH
 from auth.oauth.port import OauthIdentity, Provider
 from auth.v1 import auth_pb2
 from servicekit.errors import InvalidArgument
+from servicekit.text import clean_text
 from servicekit.timestamps import to_timestamp
 
 _PROVIDERS: dict[int, Provider] = {
@@ -19,8 +21,6 @@ _MESSAGES = {
     Provider.GITHUB: auth_pb2.PROVIDER_GITHUB,
 }
 
-PROVIDER_USER_ID_MAX_LENGTH = 255
-
 
 def parse_provider(value: int) -> Provider:
     provider = _PROVIDERS.get(value)
@@ -31,15 +31,8 @@ def parse_provider(value: int) -> Provider:
 
 
 def parse_provider_user_id(value: str) -> str:
-    if not value:
-        raise InvalidArgument("provider_user_id", "is required")
-    if "\x00" in value:  # PostgreSQL text cannot hold NUL
-        raise InvalidArgument("provider_user_id", "must not contain NUL characters")
-    if len(value) > PROVIDER_USER_ID_MAX_LENGTH:
-        raise InvalidArgument(
-            "provider_user_id", f"must be at most {PROVIDER_USER_ID_MAX_LENGTH} characters"
-        )
-    return value
+    """Required, within servicekit.text's policy, at most 255 characters."""
+    return clean_text(value, field="provider_user_id", max_length=PROVIDER_USER_ID_MAX_LENGTH)
 
 
 def provider_message(provider: Provider) -> auth_pb2.Provider.ValueType:
