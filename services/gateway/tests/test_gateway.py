@@ -211,6 +211,47 @@ async def test_no_valid_session_is_401(
         gw.auth.verify(lambda s: s.ValidateSession).never_called()
 
 
+# One rule for every cookie the gateway reads: sent more than once, it is refused, in
+# whichever order the copies come (the first or the last winning would let a cookie set
+# by another path or a parent domain choose the session).
+DUPLICATE_SESSIONS: list[tuple[str, list[tuple[str, str]]]] = [
+    ("forged then valid", [("cookie", f"session=forged.x; session={TOKEN}")]),
+    ("valid then forged", [("cookie", f"session={TOKEN}; session=forged.x")]),
+    ("the same twice", [("cookie", f"session={TOKEN}; session={TOKEN}")]),
+    ("empty then valid", [("cookie", f"session=; session={TOKEN}")]),
+    ("in two Cookie headers", [("cookie", f"session={TOKEN}"), ("cookie", "session=forged.x")]),
+]
+
+
+@pytest.mark.parametrize(
+    "headers", [pytest.param(headers, id=case) for case, headers in DUPLICATE_SESSIONS]
+)
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/user/me"), ("POST", "/logout")], ids=["me", "logout"]
+)
+async def test_a_session_cookie_sent_twice_is_401_ambiguous(
+    logged_in: Gateway, method: str, path: str, headers: list[tuple[str, str]]
+) -> None:
+    logged_in.http.cookies.clear()
+    response = await logged_in.http.request(method, path, headers=[*headers, *CSRF.items()])
+    assert_error(response, 401, "ambiguous_session")
+    assert logged_in.auth.all_calls() == []
+
+
+async def test_one_session_cookie_among_others_is_accepted(logged_in: Gateway) -> None:
+    logged_in.http.cookies.clear()
+    logged_in.user.when(lambda s: s.GetUser).returns(
+        user_pb2.GetUserResponse(user=user_pb2.User(id=USER_ID, email="ann@example.com"))
+    )
+    response = await logged_in.http.get(
+        "/user/me", headers={"cookie": f"sessions=x; session={TOKEN}; xsession=y"}
+    )
+    assert response.status_code == 200, response.text
+    logged_in.auth.verify(lambda s: s.ValidateSession).called_once_with(
+        auth_pb2.ValidateSessionRequest(token=TOKEN)
+    )
+
+
 async def test_auth_down_is_503_not_401(gw: Gateway) -> None:
     gw.auth.when(lambda s: s.ValidateSession).fails(grpc.StatusCode.UNAVAILABLE, "down")
     gw.http.cookies.set("session", TOKEN)
@@ -578,6 +619,24 @@ async def test_a_callback_with_a_mismatching_state_is_400(gw: Gateway) -> None:
     gw.auth.verify(lambda s: s.CreateSession).never_called()
 
 
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "oauth_state=kept; oauth_state=forged; oauth_verifier=ver",
+        "oauth_state=forged; oauth_state=kept; oauth_verifier=ver",
+        "oauth_state=kept; oauth_verifier=ver; oauth_verifier=other",
+        "oauth_state=kept; oauth_verifier=other; oauth_verifier=ver",
+    ],
+    ids=["state-kept-first", "state-kept-last", "verifier-kept-first", "verifier-kept-last"],
+)
+async def test_an_oauth_cookie_sent_twice_is_400_ambiguous(gw: Gateway, cookie: str) -> None:
+    response = await gw.http.get(
+        "/auth/google/callback?code=c&state=kept", headers={"cookie": cookie}
+    )
+    assert_error(response, 400, "ambiguous_cookie")
+    assert gw.auth.all_calls() == []
+
+
 async def test_a_good_callback_creates_and_links_the_user_and_logs_in(gw: Gateway) -> None:
     identity = auth_pb2.OauthIdentity(
         provider=auth_pb2.PROVIDER_GOOGLE,
@@ -666,12 +725,46 @@ async def test_dev_login_finds_the_user_and_sets_the_session_cookie(gw: Gateway)
     gw.user.verify(lambda s: s.CreateUser).never_called()
 
 
-async def test_dev_login_is_404_in_production(make_gateway: GatewayFactory) -> None:
-    async with make_gateway(environment="production") as gw:
-        response = await gw.http.post(
-            "/auth/dev/login", json={"email": "ann@example.com"}, headers=CSRF
+DEV_LOGIN_PROBES: list[tuple[str, str, dict[str, Any]]] = [
+    ("POST", "valid", {"json": {"email": "ann@example.com"}, "headers": CSRF}),
+    ("POST", "no CSRF header", {"json": {"email": "ann@example.com"}}),
+    ("POST", "invalid body", {"json": {"mail": 1}, "headers": CSRF}),
+    ("POST", "not JSON", {"content": b"{", "headers": CSRF}),
+    ("GET", "GET", {}),
+    ("OPTIONS", "OPTIONS", {}),
+    ("DELETE", "DELETE", {"headers": CSRF}),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "probe"),
+    [pytest.param(method, kwargs, id=case) for method, case, kwargs in DEV_LOGIN_PROBES],
+)
+async def test_dev_login_outside_local_is_a_route_that_does_not_exist(
+    make_gateway: GatewayFactory, method: str, probe: dict[str, Any]
+) -> None:
+    """Whatever is sent, the answer is the one of a path no route has (``/auth/nosuch/login``:
+    POST there is 405 as ``GET /auth/{provider}/login`` exists), CSRF and body unchecked."""
+
+    def seen(response: httpx.Response, segment: str) -> tuple[int, str, dict[str, str]]:
+        trace_id = response.headers["x-trace-id"]
+        headers = {
+            name: value
+            for name, value in response.headers.items()
+            if name not in {"x-trace-id", "content-length"}
+        }
+        return (
+            response.status_code,
+            response.text.replace(trace_id, "").replace(segment, "?"),
+            headers,
         )
-        assert_error(response, 404, "not_found")
+
+    async with make_gateway(environment="production") as gw:
+        dev = await gw.http.request(method, "/auth/dev/login", **probe)
+        missing = await gw.http.request(method, "/auth/nosuch/login", **probe)
+        assert dev.status_code in {404, 405}, dev.text
+        assert seen(dev, "dev") == seen(missing, "nosuch")
+        assert "/auth/dev/login" not in (await gw.http.get("/openapi.json")).json()["paths"]
         assert gw.user.all_calls() == []
         assert gw.auth.all_calls() == []
 

@@ -122,6 +122,8 @@ def create_app(settings: GatewaySettings, clients: Clients) -> FastAPI:
     app.state.clients = clients
     for router in (auth.router, users.router, entities.router, health.router):
         app.include_router(router)
+    if settings.is_local:
+        app.include_router(auth.dev_router)
     install_openapi(app, settings)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(grpc.aio.AioRpcError, _grpc_error)

@@ -3,6 +3,13 @@
 Cookies are HttpOnly and SameSite=Lax (Lax so that the OAuth provider's redirect back,
 a top-level GET, carries the state cookies); in production they are also Secure. In
 ``local`` Secure is off so that plain http://localhost works.
+
+A cookie the gateway reads must come once: a browser sends two of the same name when
+another path or a parent domain set one too (a sibling subdomain can "toss" a cookie
+for the parent domain), and which one a server picks would then decide the session or
+the OAuth state. So a name sent more than once is refused, whatever the order: the
+session with 401 ``ambiguous_session``, the OAuth cookies with 400 ``ambiguous_cookie``
+(:func:`only_cookie`).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from typing import Annotated
 
 import grpc
 from fastapi import Depends, Request, Response
+from starlette.requests import cookie_parser
 
 from auth import AuthClient, auth_pb2
 from gateway.deps import get_clients, get_settings
@@ -73,6 +81,27 @@ def reissue_refreshed_cookie(request: Request, response: Response) -> None:
         set_session_cookie(response, get_settings(request), token, session)
 
 
+def cookie_values(request: Request, name: str) -> list[str]:
+    """Every value the request's ``Cookie`` headers give ``name``, in order, each parsed
+    as Starlette parses cookies (``request.cookies`` keeps only the last)."""
+    return [
+        value
+        for header in request.headers.getlist("cookie")
+        for pair in header.split(";")
+        for key, value in cookie_parser(pair).items()
+        if key == name
+    ]
+
+
+def only_cookie(request: Request, name: str, ambiguous: ApiError) -> str:
+    """The value of the cookie ``name`` ("" when absent); ``ambiguous`` raised when the
+    request carries it more than once."""
+    values = cookie_values(request, name)
+    if len(values) > 1:
+        raise ambiguous
+    return values[0] if values else ""
+
+
 def _unauthenticated() -> ApiError:
     return ApiError(401, "unauthenticated", "no valid session; log in")
 
@@ -89,7 +118,13 @@ async def validate(auth: AuthClient, token: str) -> auth_pb2.ValidateSessionResp
 async def current_session(request: Request, response: Response) -> CurrentSession:
     """The session of the request's cookie; 401 without one; re-issues a refreshed cookie."""
     settings = get_settings(request)
-    token = request.cookies.get(settings.session_cookie_name, "")
+    ambiguous = ApiError(
+        401,
+        "ambiguous_session",
+        f"the request carries more than one {settings.session_cookie_name!r} cookie; "
+        "delete this site's cookies and log in again",
+    )
+    token = only_cookie(request, settings.session_cookie_name, ambiguous)
     if not token:
         raise _unauthenticated()
     answer = await validate(get_clients(request).auth, token)

@@ -6,6 +6,12 @@ keeping ``state`` and the PKCE verifier in short-lived HttpOnly cookies.
 to auth.HandleOauthCallback (which compares the states in constant time), finds the
 user (linked account, else by e-mail, else a new user), links the account, creates a
 session, sets its cookie, expires the OAuth cookies and redirects to the public URL.
+
+``POST /auth/dev/login`` (:data:`dev_router`) logs in by e-mail without a provider. It
+exists only in the ``local`` environment: elsewhere ``create_app`` does not register it,
+so it answers exactly what a route that does not exist answers (before any CSRF check or
+body validation, which a registered route would run first), and the OpenAPI document
+does not list it.
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ from gateway.clients import Clients
 from gateway.deps import NEEDS_CSRF, get_clients, get_settings, require_csrf_header
 from gateway.errors import ApiError, error_responses
 from gateway.routes import convert
-from gateway.sessions import expire_cookie, set_cookie, set_session_cookie
+from gateway.sessions import expire_cookie, only_cookie, set_cookie, set_session_cookie
 from user import user_pb2
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+dev_router = APIRouter(prefix="/auth", tags=["auth"])
 
 PROVIDERS = {
     "google": auth_pb2.PROVIDER_GOOGLE,
@@ -42,6 +49,13 @@ def _provider(name: str) -> auth_pb2.Provider.ValueType:
     if provider is None:
         raise ApiError(404, "unknown_provider", f"no login provider {name!r}")
     return provider
+
+
+def _oauth_cookie(request: Request, name: str) -> str:
+    ambiguous = ApiError(
+        400, "ambiguous_cookie", f"the request carries more than one {name!r} cookie; log in again"
+    )
+    return only_cookie(request, name, ambiguous)
 
 
 async def find_or_create_user(
@@ -114,8 +128,8 @@ async def callback(
             provider=chosen,
             code=code,
             state=state,
-            expected_state=request.cookies.get(STATE_COOKIE, ""),
-            code_verifier=request.cookies.get(VERIFIER_COOKIE, ""),
+            expected_state=_oauth_cookie(request, STATE_COOKIE),
+            code_verifier=_oauth_cookie(request, VERIFIER_COOKIE),
         )
     )
     identity = answer.identity
@@ -138,17 +152,15 @@ async def callback(
     return response
 
 
-@router.post(
+@dev_router.post(
     "/dev/login",
     dependencies=[Depends(require_csrf_header)],
     openapi_extra=NEEDS_CSRF,
-    responses=error_responses(400, 403, 404, 409, 413, 422),
-    summary="Development only (environment local; 404 elsewhere): log in by e-mail",
+    responses=error_responses(400, 403, 409, 413, 422),
+    summary="Development only (environment local; absent elsewhere): log in by e-mail",
 )
 async def dev_login(body: models.DevLogin, request: Request, response: Response) -> models.User:
     settings = get_settings(request)
-    if not settings.is_local:
-        raise ApiError(404, "not_found", "no such route")
     clients = get_clients(request)
     user = await find_or_create_user(clients, body.email, body.name)
     session = await clients.auth.create_session(auth_pb2.CreateSessionRequest(user_id=user.id))
