@@ -6,6 +6,7 @@ harness's gRPC mocks, programs what each service answers and verifies what it wa
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -19,6 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import ValidationError
 
 from auth import auth_pb2, auth_pb2_grpc
 from dummy import dummy_pb2, dummy_pb2_grpc
@@ -932,25 +934,141 @@ async def test_downstream_calls_carry_the_responses_trace(grpc_mocks: GrpcMocks)
     assert traceparent.split("-")[1] == response.headers["x-trace-id"]
 
 
-@pytest.mark.parametrize(
-    ("origin", "allowed"),
-    [("https://app.example.com", True), ("https://evil.example.com", False)],
-    ids=["configured-origin", "other-origin"],
-)
-async def test_cors_allows_only_the_configured_origins(
-    make_gateway: GatewayFactory, origin: str, allowed: bool
+APP = "https://app.example.com"
+EVIL = "https://evil.example.com"
+PREFLIGHT_POST = {
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "X-Requested-With, Content-Type",
+}
+
+
+@dataclass(frozen=True)
+class CorsCase:
+    method: str
+    path: str
+    headers: dict[str, str]
+    status: int
+    allowed: bool  # the answer lets the origin's page read it (with cookies)
+    error: str | None = None  # the error code of the answer, if any
+    mentions: str = ""  # what the error message names
+
+
+CORS_CASES = {
+    "simple from the allowed origin": CorsCase("GET", "/healthz", {"Origin": APP}, 200, True),
+    "simple from a foreign origin": CorsCase("GET", "/healthz", {"Origin": EVIL}, 200, False),
+    "an error to the allowed origin": CorsCase(
+        "GET", "/user/me", {"Origin": APP}, 401, True, "unauthenticated"
+    ),
+    "a state change from a foreign origin": CorsCase(
+        "POST", "/logout", {"Origin": EVIL}, 403, False, "csrf_header_missing"
+    ),
+    "preflight from the allowed origin": CorsCase(
+        "OPTIONS", "/entities", {"Origin": APP, **PREFLIGHT_POST}, 204, True
+    ),
+    "preflight, headers in any case": CorsCase(
+        "OPTIONS",
+        "/entities/1",
+        {
+            "Origin": APP,
+            "Access-Control-Request-Method": "DELETE",
+            "Access-Control-Request-Headers": "x-requested-with",
+        },
+        204,
+        True,
+    ),
+    "preflight from a foreign origin": CorsCase(
+        "OPTIONS",
+        "/entities",
+        {"Origin": EVIL, **PREFLIGHT_POST},
+        403,
+        False,
+        "cors_preflight_refused",
+        EVIL,
+    ),
+    "preflight from the null origin": CorsCase(
+        "OPTIONS",
+        "/entities",
+        {"Origin": "null", **PREFLIGHT_POST},
+        403,
+        False,
+        "cors_preflight_refused",
+        "null",
+    ),
+    "preflight, a method not allowed": CorsCase(
+        "OPTIONS",
+        "/entities",
+        {"Origin": APP, "Access-Control-Request-Method": "PUT"},
+        403,
+        False,
+        "cors_preflight_refused",
+        "PUT",
+    ),
+    "preflight, a header not allowed": CorsCase(
+        "OPTIONS",
+        "/entities",
+        {
+            **PREFLIGHT_POST,
+            "Origin": APP,
+            "Access-Control-Request-Headers": "X-Requested-With, X-Evil",
+        },
+        403,
+        False,
+        "cors_preflight_refused",
+        "X-Evil",
+    ),
+    "OPTIONS that is not a preflight goes to the routes": CorsCase(
+        "OPTIONS", "/healthz", {"Origin": APP}, 405, True, "method_not_allowed"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CORS_CASES.values()), ids=list(CORS_CASES))
+async def test_cors_lets_only_the_configured_origins_read_and_refuses_in_the_error_shape(
+    make_gateway: GatewayFactory, case: CorsCase
 ) -> None:
-    async with make_gateway(cors_origins=["https://app.example.com"]) as gw:
-        response = await gw.http.options(
-            "/entities",
-            headers={
-                "Origin": origin,
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "X-Requested-With, Content-Type",
-            },
-        )
-        assert (response.headers.get("access-control-allow-origin") == origin) is allowed
+    async with make_gateway(cors_origins=[APP]) as gw:
+        response = await gw.http.request(case.method, case.path, headers=case.headers)
+        if case.error is None:
+            assert response.status_code == case.status, response.text
+        else:
+            error = assert_error(response, case.status, case.error)
+            assert case.mentions in error["message"]
         assert "x-trace-id" in response.headers
+        assert "Origin" in response.headers.get("vary", "")
+        cors = {
+            name: value
+            for name, value in response.headers.items()
+            if name.startswith("access-control-")
+        }
+        if not case.allowed:
+            assert cors == {}
+            return
+        assert cors["access-control-allow-origin"] == case.headers["Origin"]
+        assert cors["access-control-allow-credentials"] == "true"
+        if case.method == "OPTIONS" and case.status == 204:
+            assert (
+                case.headers["Access-Control-Request-Method"]
+                in cors["access-control-allow-methods"]
+            )
+            assert "X-Requested-With" in cors["access-control-allow-headers"]
+        else:
+            assert "X-Trace-Id" in cors["access-control-expose-headers"]
+        if case.status == 204:
+            gw.auth.verify(lambda s: s.ValidateSession).never_called()
+
+
+async def test_no_origin_no_cors_headers(make_gateway: GatewayFactory) -> None:
+    async with make_gateway(cors_origins=[APP]) as gw:
+        response = await gw.http.get("/healthz")
+        assert not [name for name in response.headers if name.startswith("access-control-")]
+
+
+async def test_a_preflight_with_two_origins_is_refused(make_gateway: GatewayFactory) -> None:
+    async with make_gateway(cors_origins=[APP]) as gw:
+        headers = [("origin", APP), ("origin", APP), *PREFLIGHT_POST.items()]
+        response = await gw.http.options("/entities", headers=headers)
+        assert_error(response, 403, "cors_preflight_refused")
+        assert "access-control-allow-origin" not in response.headers
 
 
 # --- more edges of login, logout and settings --------------------------------------------
@@ -1005,6 +1123,32 @@ def test_settings_come_from_gateway_variables(monkeypatch: pytest.MonkeyPatch) -
     assert settings.is_local
     assert settings.cors_origins == ["https://app.example.com"]
     assert settings.dummy_address == "dummy:50053"
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "*",
+        "https://app.example.com/",
+        "https://app.example.com/path",
+        "https://App.example.com",
+        "app.example.com",
+        "ftp://app.example.com",
+    ],
+    ids=["wildcard", "trailing-slash", "path", "upper-case", "no-scheme", "other-scheme"],
+)
+def test_a_cors_origin_that_no_browser_sends_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch, origin: str
+) -> None:
+    monkeypatch.setenv("GATEWAY_CORS_ORIGINS", json.dumps([origin]))
+    with pytest.raises(ValidationError, match="is not an origin"):
+        GatewaySettings()
+
+
+def test_cors_origins_with_ports_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    origins = ["http://localhost:5173", "https://app.example.com"]
+    monkeypatch.setenv("GATEWAY_CORS_ORIGINS", json.dumps(origins))
+    assert GatewaySettings().cors_origins == origins
 
 
 def test_the_environment_defaults_to_production(monkeypatch: pytest.MonkeyPatch) -> None:

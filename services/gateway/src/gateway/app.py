@@ -11,12 +11,12 @@ import logging
 import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from gateway.clients import Clients
+from gateway.cors import CorsMiddleware
 from gateway.deps import CSRF_HEADER
 from gateway.errors import TRACE_ID_HEADER, ApiError, error_body, from_grpc
 from gateway.middleware import BodySizeLimitMiddleware, TraceIdMiddleware, trace_id_of
@@ -132,12 +132,11 @@ def create_app(settings: GatewaySettings, clients: Clients) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected)
     # The last added is the outermost: the trace id wraps everything, even a 413.
     app.add_middleware(
-        CORSMiddleware,
-        allow_origins=list(settings.cors_origins),
-        allow_credentials=True,
-        allow_methods=["GET", "POST", "PATCH", "DELETE"],
-        allow_headers=["Content-Type", CSRF_HEADER],
-        expose_headers=[TRACE_ID_HEADER, "Location"],
+        CorsMiddleware,
+        allowed_origins=settings.cors_origins,
+        allowed_methods=["GET", "POST", "PATCH", "DELETE"],
+        allowed_headers=["Content-Type", CSRF_HEADER],
+        exposed_headers=[TRACE_ID_HEADER, "Location"],
     )
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(TraceIdMiddleware)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +41,26 @@ class GatewaySettings(BaseSettings):
     slow_request_seconds: float = Field(
         default=1.0, gt=0, description="a request at least this slow is always logged"
     )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_as_browsers_send_them(cls, origins: list[str]) -> list[str]:
+        """Browsers send ``scheme://host[:port]``, compared exactly: anything else (a path,
+        a trailing slash, upper case, a wildcard) would silently never match, or match all."""
+        for origin in origins:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in {"http", "https"}
+                or not parts.hostname
+                or origin != f"{parts.scheme}://{parts.netloc}"
+                or origin != origin.lower()
+            ):
+                raise ValueError(
+                    f"{origin!r} is not an origin: write it as a browser sends it, "
+                    "scheme://host[:port] in lower case, without path or wildcard "
+                    "(e.g. https://app.example.com)"
+                )
+        return origins
 
     @property
     def is_local(self) -> bool:
