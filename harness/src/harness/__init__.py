@@ -13,9 +13,12 @@ from harness.databases import CleanStrategy, Databases, DatabaseSpec, databases_
 from harness.errors import (
     DatabaseSetupError,
     HarnessError,
+    LinkError,
+    PostgresFaultError,
     PostgresNotFoundError,
     PostgresStartError,
 )
+from harness.faults import FaultEntry, FaultJournal, Link, LinkStats
 from harness.http_fakes import HttpFakeServer
 from harness.mocks import Abort, Call, GrpcMock, GrpcMocks, MockError, MockVerificationError
 from harness.postgres import (
@@ -37,15 +40,21 @@ __all__ = [
     "DatabaseSetupError",
     "DatabaseSpec",
     "Databases",
+    "FaultEntry",
+    "FaultJournal",
     "GrpcMock",
     "GrpcMocks",
     "HarnessConfig",
     "HarnessError",
     "HarnessHost",
     "HttpFakeServer",
+    "Link",
+    "LinkError",
+    "LinkStats",
     "MockError",
     "MockVerificationError",
     "PostgresBinaries",
+    "PostgresFaultError",
     "PostgresNotFoundError",
     "PostgresServer",
     "PostgresStartError",

@@ -53,7 +53,11 @@ class BackgroundLoop:
         if self._loop.is_closed():
             return
         if self._thread.is_alive():
+            # On the loop's own thread: close() may be called inside another running
+            # loop (an async test closing a link), where run_until_complete would fail.
+            self.run(self._loop.shutdown_asyncgens())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
-        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        else:
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         self._loop.close()

@@ -3,7 +3,9 @@
 HarnessError
 ├── PostgresNotFoundError   no usable ``postgres`` and ``initdb`` binaries
 ├── PostgresStartError      initdb failed, or the server exited or never accepted connections
-└── DatabaseSetupError      a template could not be created or migrated, or a clean-up failed
+├── DatabaseSetupError      a template could not be created or migrated, or a clean-up failed
+├── LinkError               a fault proxy could not listen, or was used before it started
+└── PostgresFaultError      a Postgres fault (stop, kill, start) could not be carried out
 """
 
 from __future__ import annotations
@@ -23,3 +25,11 @@ class PostgresStartError(HarnessError):
 
 class DatabaseSetupError(HarnessError):
     """A declared database could not be created, migrated or brought back to a clean state."""
+
+
+class LinkError(HarnessError):
+    """A fault proxy (:class:`~harness.faults.Link`) could not do what it was asked."""
+
+
+class PostgresFaultError(HarnessError):
+    """The stack's Postgres could not be stopped, killed or started again."""

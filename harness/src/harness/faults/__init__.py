@@ -1,0 +1,8 @@
+"""Faults the harness injects: a TCP fault proxy between services, and Postgres control."""
+
+from __future__ import annotations
+
+from harness.faults.journal import FaultEntry, FaultJournal
+from harness.faults.proxy import Link, LinkStats
+
+__all__ = ["FaultEntry", "FaultJournal", "Link", "LinkStats"]
