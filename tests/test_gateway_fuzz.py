@@ -45,16 +45,10 @@ async def session_token(stack: StackView, oauth_providers: OauthProviders) -> st
     return str(browser.cookies["session"])
 
 
-# What uvicorn (h11) answers, before the app, to a request it cannot take: e.g. a request
-# line over its 16 KiB limit. Every HTTP server has such a limit and the fuzzer, free to
-# make a path parameter as long as it likes, finds it; the request never reaches the app.
-SERVER_REFUSAL = (400, b"Invalid HTTP request received.")
-
-
 def problem_with(response: Any) -> str | None:
-    """What is wrong with one answer, or None."""
-    if (response.status_code, response.content) == SERVER_REFUSAL:
-        return None
+    """What is wrong with one answer, or None. Requests the server refuses before the app
+    (e.g. a request target it cannot parse) are no exception: gateway.server answers them
+    in the error shape too."""
     if response.status_code >= 500:
         return "a server error"
     trace_ids = response.headers.get("x-trace-id") or []  # each header: a list of values

@@ -1,41 +1,23 @@
 """Start the gateway: the composition root (settings, logging, telemetry, channels, uvicorn).
 
-uvicorn handles SIGTERM/SIGINT: it stops accepting, lets in-flight requests finish
-within ``GATEWAY_SHUTDOWN_GRACE_SECONDS``, then the channels are closed and the
-remaining spans flushed.
+On SIGTERM/SIGINT uvicorn stops accepting and the connections drain (``gateway.server``:
+every request read is answered, with ``Connection: close``) within
+``GATEWAY_SHUTDOWN_GRACE_SECONDS``; then the channels are closed and the remaining spans
+flushed.
 """
 
 from __future__ import annotations
-
-import logging
-import socket
 
 import uvicorn
 import uvloop
 
 from gateway.app import create_app
 from gateway.clients import connect
+from gateway.server import AnnouncingServer, GatewayHttpProtocol
 from gateway.settings import GatewaySettings
 from gateway.tracing import install_tracing
 from servicekit.logging import configure_logging
 from servicekit.telemetry import Telemetry, start_telemetry
-
-logger = logging.getLogger(__name__)
-
-
-class AnnouncingServer(uvicorn.Server):
-    """uvicorn, and once it listens the one JSON "serving" line (with the bound port, so
-    port 0 works) that launchers wait for, as every service of the kit logs it."""
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.should_exit:  # the bind failed; uvicorn says why
-            return
-        port = self.servers[0].sockets[0].getsockname()[1] if self.servers else 0
-        logger.info(
-            "serving",
-            extra={"http_address": f"http://{self.config.host}:{port}", "port": port},
-        )
 
 
 async def serve(settings: GatewaySettings, telemetry: Telemetry) -> None:
@@ -50,11 +32,15 @@ async def serve(settings: GatewaySettings, telemetry: Telemetry) -> None:
         )
         config = uvicorn.Config(
             app,
+            http=GatewayHttpProtocol,  # httptools; framing errors shaped, drain on SIGTERM
             host=settings.host,
             port=settings.port,
             log_config=None,  # keep the JSON logging configured above
             access_log=False,  # the tracing middleware logs requests, inside their span
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+            # Each request in a context of its own: a pipelined request's task is created
+            # while the one before it answers, and would otherwise inherit its trace.
+            reset_contextvars=True,
         )
         await AnnouncingServer(config).serve()
     finally:
