@@ -18,11 +18,13 @@ import contextlib
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
-from harness.postgres import find_postgres_binaries, run_postgres
+from harness.postgres import PostgresServer, find_postgres_binaries, run_postgres
 from harness.process import ServiceProcess
 from harness.workspace import Workspace
 
@@ -50,6 +52,76 @@ def catch_stop_signals() -> threading.Event:
     return stop
 
 
+@dataclass
+class Backend:
+    """The running backend: Postgres, and every service and the gateway by name."""
+
+    postgres: PostgresServer
+    processes: dict[str, ServiceProcess]  # auth, user, dummy..., then "gateway"
+    gateway_url: str
+
+
+@contextlib.contextmanager
+def running_backend(
+    ports: str = "fixed",
+    log_dir: Path = LOG_DIR,
+    extra_databases: Sequence[str] = (),
+    say: Callable[[str], None] = print,
+) -> Iterator[Backend]:
+    """Postgres (throwaway), every [tool.kit.service] member (each after the services it
+    calls) and the gateway, as local processes; stopped when the block ends: services
+    first (SIGTERM, graceful), then Postgres. ``ports``: "fixed" (from each pyproject,
+    gateway :8080) or "0" (free ports). ``extra_databases`` are created beside the
+    services' own (scripts/bench_gateway.py's floor uses one)."""
+    services = Workspace.read(ROOT).services()
+    binaries = find_postgres_binaries()
+    with run_postgres(binaries, label="dev") as postgres, contextlib.ExitStack() as running:
+        names = [s.name for s in services] + list(extra_databases)
+        asyncio.run(create_databases(postgres.dsn(), names))
+        say(f"postgres  {postgres.dsn()}  (PostgreSQL {postgres.version}, throwaway)")
+        processes: dict[str, ServiceProcess] = {}
+        addresses: dict[str, str] = {}
+        for service in services:
+            port = service.grpc_port if ports == "fixed" else 0
+            process = ServiceProcess(
+                name=service.name,
+                module=service.name,
+                env={
+                    f"{service.env_prefix}DATABASE_URL": postgres.dsn(service.name),
+                    f"{service.env_prefix}GRPC_HOST": "127.0.0.1",
+                    f"{service.env_prefix}GRPC_PORT": str(port),
+                    # where the services it calls listen: they started before it
+                    **{setting: addresses[callee] for callee, setting in service.calls.items()},
+                },
+                log_path=log_dir / f"{service.name}.log",
+            )
+            process.start()
+            running.callback(process.stop)
+            processes[service.name] = process
+            addresses[service.name] = process.address
+            say(f"{service.name:<9} {process.address}  (grpc, logs: {process.log_path})")
+        gateway = ServiceProcess(
+            name="gateway",
+            module="gateway",
+            env={
+                "GATEWAY_HOST": "127.0.0.1",
+                "GATEWAY_PORT": "8080" if ports == "fixed" else "0",
+                "GATEWAY_ENVIRONMENT": "local",  # the development login, cookies without Secure
+                **{
+                    f"GATEWAY_{name.upper()}_ADDRESS": address
+                    for name, address in addresses.items()
+                },
+            },
+            log_path=log_dir / "gateway.log",
+        )
+        gateway.start()
+        running.callback(gateway.stop)
+        processes["gateway"] = gateway
+        url = f"http://{gateway.address}"
+        say(f"gateway   {url}  (HTTP; OpenAPI docs at {url}/docs, logs: {gateway.log_path})")
+        yield Backend(postgres, processes, url)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -61,49 +133,8 @@ def main() -> int:
     args = parser.parse_args()
     stop = catch_stop_signals()
 
-    # Every [tool.kit.service] member, each after the services it calls.
-    services = Workspace.read(ROOT).services()
-    binaries = find_postgres_binaries()
-    with run_postgres(binaries, label="dev") as postgres, contextlib.ExitStack() as running:
-        asyncio.run(create_databases(postgres.dsn(), [s.name for s in services]))
-        print(f"postgres  {postgres.dsn()}  (PostgreSQL {postgres.version}, throwaway)")
-        addresses: dict[str, str] = {}
-        for service in services:
-            port = service.grpc_port if args.ports == "fixed" else 0
-            process = ServiceProcess(
-                name=service.name,
-                module=service.name,
-                env={
-                    f"{service.env_prefix}DATABASE_URL": postgres.dsn(service.name),
-                    f"{service.env_prefix}GRPC_HOST": "127.0.0.1",
-                    f"{service.env_prefix}GRPC_PORT": str(port),
-                    # where the services it calls listen: they started before it
-                    **{setting: addresses[callee] for callee, setting in service.calls.items()},
-                },
-                log_path=LOG_DIR / f"{service.name}.log",
-            )
-            process.start()
-            addresses[service.name] = process.address
-            running.callback(process.stop)
-            print(f"{service.name:<9} {process.address}  (grpc, logs: {process.log_path})")
-        gateway = ServiceProcess(
-            name="gateway",
-            module="gateway",
-            env={
-                "GATEWAY_HOST": "127.0.0.1",
-                "GATEWAY_PORT": "8080" if args.ports == "fixed" else "0",
-                "GATEWAY_ENVIRONMENT": "local",  # the development login, cookies without Secure
-                **{
-                    f"GATEWAY_{name.upper()}_ADDRESS": address
-                    for name, address in addresses.items()
-                },
-            },
-            log_path=LOG_DIR / "gateway.log",
-        )
-        gateway.start()
-        running.callback(gateway.stop)
-        url = f"http://{gateway.address}"
-        print(f"gateway   {url}  (HTTP; OpenAPI docs at {url}/docs, logs: {gateway.log_path})")
+    with running_backend(args.ports) as backend:
+        url = backend.gateway_url
         print(
             "ready. Log in (development only) and try a route:\n"
             f"  curl -c jar -H 'X-Requested-With: curl' -H 'Content-Type: application/json' "
