@@ -534,19 +534,24 @@ def run_wrk(
         text=True,
     ) as process:
         deadline = started + seconds + WRK_GRACE_SECONDS
-        while True:
-            try:
-                output, _ = process.communicate(timeout=10)
-                break
-            except subprocess.TimeoutExpired:
-                if time.monotonic() > deadline:
-                    process.kill()
-                    process.communicate()
-                    raise BenchError(
-                        f"wrk ({shlex.join(command)}) did not end within "
-                        f"{seconds + WRK_GRACE_SECONDS:.0f} s"
-                    ) from None
-                say(f"  {label}: {time.monotonic() - started:.0f} s of {seconds} s")
+        try:
+            while True:
+                try:
+                    output, _ = process.communicate(timeout=10)
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() > deadline:
+                        raise BenchError(
+                            f"wrk ({shlex.join(command)}) did not end within "
+                            f"{seconds + WRK_GRACE_SECONDS:.0f} s"
+                        ) from None
+                    say(f"  {label}: {time.monotonic() - started:.0f} s of {seconds} s")
+        except BaseException:
+            # Ctrl-C, SIGTERM, a hung run: wrk must not outlive the run (Popen's exit
+            # does not wait for it on KeyboardInterrupt).
+            process.kill()
+            process.communicate()
+            raise
     if process.returncode != 0:
         raise BenchError(f"wrk exited with {process.returncode}: {output.strip()[-2000:]}")
     return parse_wrk_output(output)
@@ -583,8 +588,15 @@ def check_targets(urls: Mapping[str, str], cookie: str) -> None:
                 content=target.body,
             )
         if not answer.is_success:
+            hint = (
+                " (the floor routes are missing: scripts/bench_floor.py wraps "
+                "gateway.app.create_app before the gateway's main imports it; did the "
+                "gateway's entry point change?)"
+                if target.server == "floor" and answer.status_code == 404
+                else ""
+            )
             raise BenchError(
-                f"{target.name} answered {answer.status_code} before the benchmark: "
+                f"{target.name} answered {answer.status_code} before the benchmark{hint}: "
                 f"{answer.text[:500]}"
             )
 
@@ -630,13 +642,15 @@ def running_floor(backend: Backend) -> Iterator[dict[str, ServiceProcess]]:
         yield {"floor-echo": echo, "floor-gateway": gateway}
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM ends the run as Ctrl-C does: through the clean-up of everything started."""
+def stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM end the run through the clean-up of everything started (SIGINT
+    too when the shell that started it ignored it, as a background job's is)."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
 
 
 def parse_concurrency(text: str) -> list[int]:
@@ -726,7 +740,7 @@ def measure(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    stop_on_sigterm()
+    stop_on_signals()
     started = time.monotonic()
     try:
         wrk = ensure_wrk()
