@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.server import DRAIN_QUIET_SECONDS
+from gateway.server import DRAIN_QUIET_SECONDS, MAX_HEAD_BYTES
 from harness.process import ServiceProcess
 
 # runs the gateway as a process
@@ -53,6 +53,17 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
         yield process
     finally:
         process.stop()
+
+
+def logged(process: ServiceProcess, text: str, timeout: float = 5.0) -> bool:
+    """Whether ``text`` appears in the process's log within ``timeout`` (lines are read
+    from its output by a thread: a line just written may not be there yet)."""
+    deadline = time.monotonic() + timeout
+    while text not in process.log_tail():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 @dataclass
@@ -194,7 +205,63 @@ def test_malformed_http_is_400_in_the_error_shape_then_closed(
         assert connection.at_end()
     finally:
         connection.close()
-    assert error["trace_id"] in gateway.log_tail(), "the refusal is logged with its trace id"
+    assert logged(gateway, error["trace_id"]), "the refusal is logged with its trace id"
+
+
+def test_an_answer_to_a_malformed_request_survives_the_rest_the_client_still_sends(
+    gateway: ServiceProcess,
+) -> None:
+    """A bad chunk size at the start of a long body: the 400 is written while the client
+    still sends; closing with its bytes unread would reset the connection and could
+    destroy the 400 before the client reads it."""
+    assert gateway.port is not None
+    connection = Connection(gateway.port)
+    try:
+        head = CHUNKED_POST + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"
+        connection.send(head + b"x" * 2_000_000)
+        answer = connection.expect_answer()
+        assert answer.status == 400, answer
+        assert answer.error()["code"] == "malformed_http"
+        connection.sock.shutdown(socket.SHUT_WR)  # done: the server closes its side too
+        assert connection.at_end()
+    finally:
+        connection.close()
+
+
+def big_header(size: int) -> bytes:
+    return b"X-Big: " + b"a" * size + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    ("header", "piece", "status"),
+    [
+        (big_header(MAX_HEAD_BYTES - 1024), None, 200),
+        (big_header(MAX_HEAD_BYTES + 1), None, 431),
+        (big_header(MAX_HEAD_BYTES - 1024), 1024, 200),
+        (big_header(MAX_HEAD_BYTES + 1), 1024, 431),
+        # never ends: refused once the bytes of the unfinished head pass the limit
+        (b"X-Endless: " + b"a" * 4 * MAX_HEAD_BYTES, 4096, 431),
+    ],
+    ids=["under-at-once", "over-at-once", "under-in-pieces", "over-in-pieces", "endless"],
+)
+def test_a_request_head_over_the_limit_is_431_in_the_error_shape(
+    gateway: ServiceProcess, header: bytes, piece: int | None, status: int
+) -> None:
+    assert gateway.port is not None
+    connection = Connection(gateway.port)
+    data = request(extra=header)
+    if status == 431 and header.startswith(b"X-Endless"):
+        data = data[: -len(b"\r\n\r\n")]  # the header never ends
+    try:
+        for start in range(0, len(data), piece or len(data)):
+            connection.send(data[start : start + (piece or len(data))])
+        answer = connection.expect_answer()
+        assert answer.status == status, answer
+        if status == 431:
+            assert answer.error()["code"] == "request_head_too_large"
+            assert connection.at_end()
+    finally:
+        connection.close()
 
 
 def test_a_malformed_request_pipelined_behind_good_ones_is_answered_after_them(
@@ -296,7 +363,7 @@ def test_sigterm_answers_every_request_already_sent_or_closes_before_one_is(
     assert process.port is not None
     port = process.port
     busy = [Client(port) for _ in range(6)]  # back to back, as a loaded proxy would
-    paced = [Client(port, pause=DRAIN_QUIET_SECONDS / 3) for _ in range(3)]
+    paced = [Client(port, pause=DRAIN_QUIET_SECONDS / 5) for _ in range(3)]
     idle = Connection(port)  # opened and never used: closed once the drain starts
     # one request whose head and body are still arriving when the signal comes
     slow = Connection(port)

@@ -8,11 +8,15 @@ line end, an HTTP/2 preface...) never reaches the app: uvicorn answers it itself
 ``400 text/plain "Invalid HTTP request received."``. :class:`GatewayHttpProtocol`
 answers ``400`` with the gateway's error body (code ``malformed_http``, the parser's
 reason in the message) and ``X-Trace-Id``, logs the reason with that trace id, and
-closes the connection: the parser cannot find where the next request would start. Where
-no answer can be given, none is: when the route already answered the request whose
-body turned out malformed (e.g. a 413 before the body was read), that answer stands and
-the connection closes after it; a malformed request pipelined behind requests still in
-flight gets its 400 after their answers.
+closes the connection: the parser cannot find where the next request would start. A
+request line and headers over :data:`MAX_HEAD_BYTES` (httptools sets no limit: a header
+that never ends would grow without bound) are ``431 request_head_too_large`` likewise.
+The close is gentle: what the client is still sending is read and dropped for a moment,
+so that the answer is not destroyed by a reset. Where no answer can be given, none is:
+when the route already answered the request whose body turned out malformed (e.g. a 413
+before the body was read), that answer stands and the connection closes after it; a
+malformed request pipelined behind requests still in flight gets its 400 after their
+answers.
 
 **A drain on SIGTERM that loses no request.** uvicorn's shutdown closes the connections
 that are idle at that instant: a request the client had just sent on one (unread yet)
@@ -57,6 +61,17 @@ from gateway.errors import TRACE_ID_HEADER, ErrorResponse, error_body
 logger = logging.getLogger(__name__)
 
 DRAIN_QUIET_SECONDS = 0.5
+# The request line and headers of one request, at most (httptools has no limit of its
+# own: a header that never ends would grow without bound). Generous for cookies; h11,
+# nginx and Node settle for 8 to 32 KiB.
+MAX_HEAD_BYTES = 64 * 1024
+# After a refusal, how long the client's remaining bytes are read and dropped before the
+# connection closes (see GatewayHttpProtocol.close_with).
+LINGER_SECONDS = 2.0
+
+
+class HeadTooLarge(Exception):
+    """Raised in a parser callback: the request's head is over MAX_HEAD_BYTES."""
 
 
 class GatewayHttpProtocol(HttpToolsProtocol):
@@ -70,12 +85,30 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self.last_words: bytes | None = None  # written before closing, once answers are done
         self.draining = False
         self.quiet_since = self.loop.time()
+        self.heads_begun = 0
+        self.head_bytes = 0  # of the head being received, as the parser reports them
+        self.unfinished_head_bytes = 0  # received since, while the head stays incomplete
 
     # --- parser callbacks (httptools), kept in step with what is being received ---------
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.head_open = self.message_open = True
+        self.heads_begun += 1
+        self.head_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._count_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._count_head(len(name) + len(value) + 4)  # ": " and CRLF
+
+    def _count_head(self, size: int) -> None:
+        self.head_bytes += size
+        if self.head_bytes > MAX_HEAD_BYTES:
+            raise HeadTooLarge
 
     def on_headers_complete(self) -> None:
         self.head_open = False
@@ -94,6 +127,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if self.malformed:  # the parser cannot resume after an error
             return
         self._unset_keepalive_if_required()
+        head_was_open, heads_begun = self.head_open, self.heads_begun
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -101,15 +135,32 @@ class GatewayHttpProtocol(HttpToolsProtocol):
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
+        except httptools.HttpParserCallbackError as error:
+            if isinstance(error.__context__, HeadTooLarge):
+                self.refuse_head_too_large()
+            else:
+                self.refuse_malformed(_parser_reason(error))
         except httptools.HttpParserError as error:
             self.refuse_malformed(_parser_reason(error))
+        else:
+            self._bound_unfinished_head(data, head_was_open and heads_begun == self.heads_begun)
+
+    def _bound_unfinished_head(self, data: bytes, same_head: bool) -> None:
+        """The parser keeps a header whose end has not come yet to itself, unbounded: the
+        bytes received while a head stays incomplete are counted here (from the first read
+        after the one it began in, so the bound is MAX_HEAD_BYTES plus one read)."""
+        if not self.head_open:
+            return
+        self.unfinished_head_bytes = self.unfinished_head_bytes + len(data) if same_head else 0
+        if self.unfinished_head_bytes > MAX_HEAD_BYTES:
+            self.refuse_head_too_large()
 
     def on_response_complete(self) -> None:
         last_in_flight = not self.pipeline
         super().on_response_complete()
         self.quiet_since = self.loop.time()
         if last_in_flight and self.last_words is not None:
-            self._close_with(self.last_words)
+            self.close_with(self.last_words)
 
     # --- malformed requests -------------------------------------------------------------
 
@@ -117,18 +168,23 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self.refuse_malformed(msg)
 
     def refuse_malformed(self, reason: str) -> None:
-        """Answer 400 in the error shape where an answer can still be given, and read no
-        more from the connection."""
+        self.refuse(400, "malformed_http", f"the request is not valid HTTP/1.1: {reason}")
+
+    def refuse_head_too_large(self) -> None:
+        message = f"the request line and headers are larger than {MAX_HEAD_BYTES} bytes"
+        self.refuse(431, "request_head_too_large", message)
+
+    def refuse(self, status: int, code: str, message: str) -> None:
+        """Answer in the error shape where an answer can still be given, and parse no
+        more of the connection."""
         self.malformed = True
         trace_id = uuid.uuid4().hex
         logger.warning(
-            "malformed HTTP request refused: %s",
-            reason,
-            extra={"trace_id": trace_id, "client": _address(self.client)},
+            "HTTP request refused: %s",
+            message,
+            extra={"trace_id": trace_id, "client": _address(self.client), "status": status},
         )
-        answer = _error_response(
-            400, "malformed_http", f"the request is not valid HTTP/1.1: {reason}", trace_id
-        )
+        answer = _error_response(status, code, message, trace_id)
         cycle = self.cycle
         if self.message_open and not self.head_open and cycle is not None:
             # The body of the request of `cycle` is malformed.
@@ -142,17 +198,28 @@ class GatewayHttpProtocol(HttpToolsProtocol):
                 # Its route is running: it sees the client gone, the 400 is the answer.
                 cycle.disconnected = True
                 cycle.message_event.set()
-                self._close_with(answer)
+                self.close_with(answer)
                 return
         if self.pipeline or (cycle is not None and not cycle.response_complete):
             self.last_words = answer  # after the answers in flight
         else:
-            self._close_with(answer)
+            self.close_with(answer)
 
-    def _close_with(self, last_words: bytes) -> None:
-        if not self.transport.is_closing():
-            self.transport.write(last_words)
+    def close_with(self, last_words: bytes) -> None:
+        """Write ``last_words`` and end the connection, gently: the client may still be
+        sending (the rest of a body, a header without end), and closing with its bytes
+        unread would reset the connection, which can destroy the answer before the client
+        reads it. So only our side is closed; what the client still sends is read and
+        dropped until it closes its side, for at most LINGER_SECONDS."""
+        if self.transport.is_closing():
+            return
+        self.transport.write(last_words)
+        if not self.transport.can_write_eof():
             self.transport.close()
+            return
+        self.transport.write_eof()
+        self.flow.resume_reading()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     # --- the drain ----------------------------------------------------------------------
 
