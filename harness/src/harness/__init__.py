@@ -18,7 +18,7 @@ from harness.errors import (
     PostgresNotFoundError,
     PostgresStartError,
 )
-from harness.faults import FaultEntry, FaultJournal, Link, LinkStats
+from harness.faults import FaultEntry, FaultJournal, Link, LinkStats, PostgresControl
 from harness.http_fakes import HttpFakeServer
 from harness.mocks import Abort, Call, GrpcMock, GrpcMocks, MockError, MockVerificationError
 from harness.postgres import (
@@ -54,6 +54,7 @@ __all__ = [
     "MockError",
     "MockVerificationError",
     "PostgresBinaries",
+    "PostgresControl",
     "PostgresFaultError",
     "PostgresNotFoundError",
     "PostgresServer",

@@ -44,6 +44,8 @@ _RESERVED = frozenset({"postgres", "template0", "template1"})
 _LOCK_TIMEOUT = "10s"
 _CLEAN_TIMEOUT_SECONDS = 60.0
 _SETUP_TIMEOUT_SECONDS = 300.0
+# What a kept connection raises when the server went away under it.
+_CONNECTION_LOST = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, OSError)
 
 
 class CleanStrategy(enum.StrEnum):
@@ -134,18 +136,39 @@ class Databases:
         name, connection, statement = self._resets[index]
         if connection.is_closed():
             # The server dropped it (a restart; a container joining a network cuts the
-            # connections its published port carried): reconnect, once.
+            # connections its published port carried): reconnect.
             connection = await self._connect(name)
             self._resets[index] = (name, connection, statement)
-        await connection.execute(statement)
+        try:
+            await connection.execute(statement)
+        except _CONNECTION_LOST:
+            # Dropped so recently that the loop had not noticed yet (a fault test restarted
+            # the server just before): reconnect, once.
+            connection.terminate()
+            connection = await self._connect(name)
+            self._resets[index] = (name, connection, statement)
+            await connection.execute(statement)
+
+    async def _admin_connection(self) -> asyncpg.Connection:
+        if self._admin is None or self._admin.is_closed():
+            self._admin = await self._connect("postgres")
+        return self._admin
 
     async def _clone(self, spec: DatabaseSpec) -> None:
-        assert self._admin is not None
-        await self._admin.execute(f"DROP DATABASE IF EXISTS {_quote(spec.name)} WITH (FORCE)")
+        try:
+            await self._clone_on(await self._admin_connection(), spec)
+        except _CONNECTION_LOST:
+            assert self._admin is not None
+            self._admin.terminate()  # see _reset
+            self._admin = None
+            await self._clone_on(await self._admin_connection(), spec)
+
+    async def _clone_on(self, admin: asyncpg.Connection, spec: DatabaseSpec) -> None:
+        await admin.execute(f"DROP DATABASE IF EXISTS {_quote(spec.name)} WITH (FORCE)")
         # FILE_COPY copies the template's files (after a checkpoint, cheap with fsync off);
         # servers before 15 have no STRATEGY and always copy files.
         strategy = " STRATEGY FILE_COPY" if self.server.major >= 15 else ""
-        await self._admin.execute(
+        await admin.execute(
             f"CREATE DATABASE {_quote(spec.name)} TEMPLATE {_quote(spec.template)}{strategy}"
         )
 

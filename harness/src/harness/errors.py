@@ -4,6 +4,7 @@ HarnessError
 ├── PostgresNotFoundError   no usable ``postgres`` and ``initdb`` binaries
 ├── PostgresStartError      initdb failed, or the server exited or never accepted connections
 ├── DatabaseSetupError      a template could not be created or migrated, or a clean-up failed
+├── StackError              a stack asked for what it cannot be: unknown service, cycle, bad link
 ├── LinkError               a fault proxy could not listen, or was used before it started
 └── PostgresFaultError      a Postgres fault (stop, kill, start) could not be carried out
 """
@@ -25,6 +26,11 @@ class PostgresStartError(HarnessError):
 
 class DatabaseSetupError(HarnessError):
     """A declared database could not be created, migrated or brought back to a clean state."""
+
+
+class StackError(HarnessError):
+    """A stack was asked for something it cannot be: an unknown service, a cycle, a link
+    between services that do not call each other..."""
 
 
 class LinkError(HarnessError):

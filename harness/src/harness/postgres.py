@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -421,17 +421,97 @@ class PostgresEndpoint(Protocol):
     def log_tail(self, lines: int = 30) -> str: ...
 
 
+class PostgresProcess:
+    """The postmaster of a throwaway server, launched from one command line, so that a
+    fault test can stop or kill it and launch it again on the same port and data."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        directory: Path,
+        run_as: RunAs | None,
+        stop_timeout: float,
+    ) -> None:
+        self.command = tuple(command)
+        self.directory = directory
+        self.run_as = run_as
+        self.stop_timeout = stop_timeout
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._popen is not None, "launch() first"
+        return self._popen.pid
+
+    @property
+    def running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._popen is None else self._popen.poll()
+
+    def launch(self) -> None:
+        with (self.directory / "postgres.log").open("ab") as log:
+            self._popen = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+                # Its own session: a Ctrl-C in the terminal must not stop the server before
+                # the fixtures' teardown, which stops it in order; and a crash (kill) can
+                # take the postmaster and its backends at once, as a process group.
+                start_new_session=True,
+                user=self.run_as.uid if self.run_as else None,
+                group=self.run_as.gid if self.run_as else None,
+                extra_groups=[] if self.run_as else None,
+            )
+        # Written before the server is known to work, so a run killed from here on is reaped.
+        (self.directory / "server.pid").write_text(f"{self._popen.pid}\n")
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT: roll back, disconnect, exit), SIGKILL if that takes too long."""
+        if self._popen is not None:
+            _stop_server(self._popen, self.directory / "data", self.stop_timeout)
+
+    def kill(self) -> None:
+        """SIGKILL to the postmaster and every backend at once: a crash."""
+        if not self.running:
+            return
+        assert self._popen is not None
+        # Its own process group (start_new_session): only this server's processes are in it.
+        if os.getpgid(self._popen.pid) == self._popen.pid:
+            os.killpg(self._popen.pid, signal.SIGKILL)
+        else:
+            self._popen.kill()
+        self._popen.wait()
+
+    def wait_until_ready(self, server: PostgresServer, timeout: float) -> None:
+        """Return once the server accepts connections; raise :class:`_ServerExited` if
+        it exits, ``TimeoutError`` if it does not get there within ``timeout``."""
+        assert self._popen is not None, "launch() first"
+        _wait_until_ready(server, self._popen, timeout)
+
+
 @dataclass(frozen=True)
 class PostgresServer:
-    """A running server: where to reach it, and where its files are."""
+    """A running server: where to reach it, where its files are, and its process (which
+    fault tests stop, kill and start again: :meth:`shut_down`, :meth:`crash`,
+    :meth:`start_again`)."""
 
     host: str
     port: int
     user: str
     version: str
-    pid: int
     directory: Path
     binaries: PostgresBinaries
+    process: PostgresProcess = field(repr=False, compare=False)
+
+    @property
+    def pid(self) -> int:
+        """The postmaster's pid (a new one after :meth:`start_again`)."""
+        return self.process.pid
 
     @property
     def data_dir(self) -> Path:
@@ -453,11 +533,57 @@ class PostgresServer:
     def major(self) -> int:
         return self.binaries.major
 
+    @property
+    def address(self) -> str:
+        """host:port of the server."""
+        return f"{self.host}:{self.port}"
+
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
 
     def log_tail(self, lines: int = 30) -> str:
         return _tail(_read_text(self.log_path), lines)
+
+    @property
+    def running(self) -> bool:
+        return self.process.running
+
+    def shut_down(self) -> None:
+        """Stop the server as an operator would (fast shutdown); returns once it is down."""
+        self.process.stop()
+
+    def crash(self) -> None:
+        """Kill the postmaster and its backends at once (SIGKILL); returns once they are gone."""
+        self.process.kill()
+
+    def start_again(self, timeout: float = 30.0) -> None:
+        """Start a stopped or killed server on the same port and data; returns once it
+        accepts connections (after crash recovery, if it crashed)."""
+        if self.running:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            self.process.launch()
+            try:
+                self.process.wait_until_ready(self, max(0.5, deadline - time.monotonic()))
+                return
+            except _ServerExited as exited:
+                log = self.log_tail(10)
+                # Backends of a killed server can hold its shared memory a moment longer.
+                if "still in use" in log and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise PostgresStartError(
+                    f"postgres exited with status {exited.returncode} when started again on "
+                    f"port {self.port}. Last lines of {self.log_path}:\n{log}"
+                ) from None
+            except TimeoutError:
+                self.process.stop()
+                raise PostgresStartError(
+                    f"postgres did not accept connections on port {self.port} within "
+                    f"{timeout:.0f} s of being started again. Last lines of {self.log_path}:\n"
+                    f"{self.log_tail()}"
+                ) from None
 
 
 @contextlib.contextmanager
@@ -542,33 +668,19 @@ def _start(
             f"-cunix_socket_directories={directory}",
         ]
         log_path = directory / "postgres.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=directory,
-                # Its own session: a Ctrl-C in the terminal must not stop the server before
-                # the fixtures' teardown, which stops it in order.
-                start_new_session=True,
-                user=run_as.uid if run_as else None,
-                group=run_as.gid if run_as else None,
-                extra_groups=[] if run_as else None,
-            )
-        # Written before the server is known to work, so a run killed from here on is reaped.
-        (directory / "server.pid").write_text(f"{process.pid}\n")
+        process = PostgresProcess(command, directory, run_as, stop_timeout)
+        process.launch()
         server = PostgresServer(
             host="127.0.0.1",
             port=port,
             user=SUPERUSER,
             version=binaries.version,
-            pid=process.pid,
             directory=directory,
             binaries=binaries,
+            process=process,
         )
         try:
-            _wait_until_ready(server, process, timeout)
+            process.wait_until_ready(server, timeout)
         except _ServerExited as exited:
             log_text = _read_text(log_path)
             if "could not bind" in log_text and attempt < attempts:
@@ -579,16 +691,16 @@ def _start(
                 f"connections{_as_whom(run_as)}. Last lines of {log_path}:\n{_tail(log_text)}"
             ) from None
         except TimeoutError:
-            _stop_server(process, server.data_dir, stop_timeout)
+            process.stop()
             raise PostgresStartError(
                 f"postgres did not accept connections on port {port} within {timeout:.0f} s. "
                 f"Last lines of {log_path}:\n{server.log_tail()}\n"
                 "Remedy: a slow machine may need a longer start timeout; the log says why else."
             ) from None
         except BaseException:
-            _stop_server(process, server.data_dir, stop_timeout)
+            process.stop()
             raise
-        cleanup.callback(_stop_server, process, server.data_dir, stop_timeout)
+        cleanup.callback(process.stop)  # the process of the moment: fault tests relaunch it
         return server
     raise AssertionError("unreachable: the last attempt raises")
 

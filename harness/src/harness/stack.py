@@ -9,31 +9,41 @@ fault test stopped or killed started again.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from harness.errors import HarnessError
+from harness.errors import StackError
+from harness.faults.journal import FaultJournal
+from harness.faults.links import POSTGRES, check_links, link_name
+from harness.faults.postgres import ControllablePostgres, PostgresControl
+from harness.faults.proxy import Link
 from harness.mocks import GrpcMock
 from harness.services import ServiceHandle, ServiceSpec
 
-
-class StackError(HarnessError):
-    """A stack was asked for something it cannot be: an unknown service, a cycle..."""
+__all__ = ["Backend", "MockEndpoint", "Stack", "StackError", "StackRequest", "boot_waves"]
 
 
 @dataclass(frozen=True)
 class StackRequest:
-    """What a test asks for: services by name, and the ones replaced by mocks."""
+    """What a test asks for: services by name, the ones replaced by mocks, and the fault
+    links (caller, callee) to put between services, or a service and its database
+    (callee ``"postgres"``)."""
 
     services: tuple[str, ...]
     mocks: tuple[str, ...] = ()
+    links: tuple[tuple[str, str], ...] = ()
 
     @property
-    def key(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        return tuple(sorted(self.services)), tuple(sorted(self.mocks))
+    def key(self) -> tuple[tuple[str, ...], ...]:
+        return (
+            tuple(sorted(self.services)),
+            tuple(sorted(self.mocks)),
+            tuple(sorted(link_name(*link) for link in self.links)),
+        )
 
 
 class Backend(Protocol):
@@ -42,8 +52,13 @@ class Backend(Protocol):
     # the services use for that address.
     bind_host: str
     reachable_host: str
+    # The session's Postgres, which fault tests stop, kill and start again.
+    postgres: ControllablePostgres
 
-    def database_url(self, database: str) -> str: ...
+    def database_url(self, database: str, via: str | None = None) -> str:
+        """The DSN a service uses for ``database`` (at ``via``, host:port, when given:
+        a link in front of the server)."""
+        ...
 
     def service_address(self, spec: ServiceSpec, handle: Any) -> str: ...
 
@@ -129,8 +144,11 @@ class Stack:
 
     backend: Backend
     request: StackRequest
+    postgres: PostgresControl
+    journal: FaultJournal = field(default_factory=FaultJournal)
     handles: dict[str, ServiceHandle] = field(default_factory=dict)
     mocks: dict[str, MockEndpoint] = field(default_factory=dict)
+    links: dict[tuple[str, str], Link] = field(default_factory=dict)
     boot_seconds: float = 0.0
 
     @classmethod
@@ -141,11 +159,20 @@ class Stack:
         request: StackRequest,
         *,
         extra_env: Mapping[str, str] | None = None,
+        journal: FaultJournal | None = None,
+        postgres: PostgresControl | None = None,
     ) -> Stack:
+        """Boot the request's services. ``journal`` records the faults injected (one per
+        session, shared by its stacks); ``postgres`` controls the backend's Postgres (one
+        per session too, so that every stack sees it stopped when one test stops it)."""
         started = time.monotonic()
         by_name = {spec.name: spec for spec in specs}
         waves, to_mock = boot_waves(by_name, request)
-        stack = cls(backend, request)
+        check_links(by_name, [spec.name for wave in waves for spec in wave], request.links)
+        journal = journal or FaultJournal()
+        stack = cls(
+            backend, request, postgres or PostgresControl(backend.postgres, journal), journal
+        )
         network = backend.network()
         addresses: dict[str, str] = {}
         try:
@@ -158,9 +185,12 @@ class Stack:
                 for spec in wave:
                     env = {**(extra_env or {}), **spec.env}
                     if spec.database is not None:
-                        env[f"{spec.env_prefix}DATABASE_URL"] = backend.database_url(spec.database)
+                        via = stack._link_to_postgres(spec.name)
+                        env[f"{spec.env_prefix}DATABASE_URL"] = backend.database_url(
+                            spec.database, via
+                        )
                     for callee, setting in spec.calls.items():
-                        env[setting] = addresses[callee]
+                        env[setting] = stack._link_to(spec.name, callee) or addresses[callee]
                     handle = backend.launch_service(spec, env, network)
                     stack.handles[spec.name] = handle
                     launched.append((spec, handle))
@@ -172,6 +202,41 @@ class Stack:
             raise
         stack.boot_seconds = time.monotonic() - started
         return stack
+
+    def _open_link(self, caller: str, callee: str, upstream: Callable[[], str]) -> str | None:
+        """Start the requested link from caller to callee; its address for the caller
+        (None: no link asked for)."""
+        if (caller, callee) not in self.request.links:
+            return None
+        link = Link(
+            upstream,
+            name=link_name(caller, callee),
+            bind_host=self.backend.bind_host,
+            advertised_host=self.backend.reachable_host,
+            journal=self.journal,
+        ).start()
+        self.links[(caller, callee)] = link
+        return link.advertised_address
+
+    def _link_to(self, caller: str, callee: str) -> str | None:
+        # Asked at each connection: a container restarted on another published port.
+        return self._open_link(caller, callee, functools.partial(self.address, callee))
+
+    def _link_to_postgres(self, caller: str) -> str | None:
+        # Asked at each connection: a container's port moves when it joins a network.
+        postgres = self.backend.postgres
+        return self._open_link(caller, POSTGRES, lambda: postgres.address)
+
+    def link(self, caller: str, callee: str) -> Link:
+        """The fault link from ``caller`` to ``callee`` (a service, or ``"postgres"``)."""
+        try:
+            return self.links[(caller, callee)]
+        except KeyError:
+            asked = ", ".join(f"({a!r}, {b!r})" for a, b in self.links) or "none"
+            raise StackError(
+                f"no link {link_name(caller, callee)} in this stack (links: {asked}); ask for "
+                f"it with @pytest.mark.stack(..., links=[({caller!r}, {callee!r})])"
+            ) from None
 
     def address(self, name: str) -> str:
         """host:port of a booted service (or a mock), reachable from the test."""
@@ -195,23 +260,40 @@ class Stack:
 
     def stop(self, name: str) -> None:
         self.handle(name).stop()
+        self.journal.record(name, "stop")
 
     def kill(self, name: str) -> None:
         self.handle(name).kill()
+        self.journal.record(name, "kill")
 
     def start(self, name: str) -> None:
         self.handle(name).start()
+        self.journal.record(name, "start")
 
     def restart(self, name: str) -> None:
-        handle = self.handle(name)
-        handle.stop()
-        handle.start()
+        self.stop(name)
+        self.start(name)
 
     def logs(self, name: str, lines: int = 50) -> str:
         return self.handle(name).log_tail(lines)
 
+    @property
+    def faults(self) -> dict[str, tuple[str, ...]]:
+        """The faults in force, by target (``"postgres"``, ``"dummy -> user"``), in words."""
+        active = {"postgres": self.postgres.faults}
+        active.update({link.name: link.faults for link in self.links.values()})
+        active.update(
+            {name: ("down",) for name, handle in self.handles.items() if not handle.running}
+        )
+        return {target: faults for target, faults in active.items() if faults}
+
     def heal(self) -> None:
-        """Start again whatever a test stopped or killed, reset the mocks."""
+        """Restore every link and count its traffic from zero, start again whatever a test
+        stopped or killed (Postgres first: the services need it), reset the mocks."""
+        for link in self.links.values():
+            link.restore()
+            link.clear_stats()
+        self.postgres.heal()
         for handle in self.handles.values():
             if not handle.running:
                 handle.start()
@@ -224,3 +306,5 @@ class Stack:
                 handle.stop()
         for endpoint in self.mocks.values():
             endpoint.mock.close()
+        for link in self.links.values():
+            link.close()

@@ -8,7 +8,7 @@ async def test_something(stack: StackView) -> None:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,9 @@ from harness.browser import browser_client
 from harness.config import BackendChoice, HarnessConfig
 from harness.databases import Databases, DatabaseSpec, databases_from_templates
 from harness.docker import docker_unavailable
+from harness.faults.journal import FaultJournal
+from harness.faults.postgres import PostgresControl
+from harness.faults.proxy import Link
 from harness.http_fakes import HttpFakeServer
 from harness.postgres import PostgresServer
 from harness.services import ServiceSpec
@@ -39,8 +42,10 @@ RECONNECT_OPTIONS = (
 )
 
 STACK_MARKER = (
-    "stack(*services, mocks=()): the services the test needs, booted with the services they "
-    "call (unless mocked) by the `stack` fixture; `mocks` are served by generated gRPC mocks"
+    "stack(*services, mocks=(), links=()): the services the test needs, booted with the "
+    "services they call (unless mocked) by the `stack` fixture; `mocks` are served by "
+    "generated gRPC mocks; `links` are (caller, callee) pairs, callee a service or "
+    "'postgres', to put a fault proxy between (stack.link(caller, callee))"
 )
 
 
@@ -86,11 +91,17 @@ def default_postgres_image() -> str:
 
 @dataclass
 class BackendSession:
-    """The session's backend, and the declared databases on its Postgres."""
+    """The session's backend, the declared databases on its Postgres, its control for
+    fault tests, and the journal of the faults each test injects."""
 
     backend: Backend
     databases: Databases
+    journal: FaultJournal = field(default_factory=FaultJournal)
     stacks: dict[Any, Stack] = field(default_factory=dict)
+    postgres: PostgresControl = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.postgres = PostgresControl(self.backend.postgres, self.journal)
 
 
 @pytest.fixture(scope="session")
@@ -193,6 +204,19 @@ def traces(trace_receiver: TraceReceiver) -> TraceReceiver:
     return trace_receiver
 
 
+def _stack_marker(
+    *services: str,
+    mocks: Sequence[str] = (),
+    links: Sequence[tuple[str, str]] = (),
+) -> StackRequest:
+    """The signature of ``@pytest.mark.stack``: its arguments are checked by calling this."""
+    return StackRequest(
+        tuple(services),
+        tuple(mocks),
+        tuple(tuple(link) for link in links),  # type: ignore[misc]
+    )
+
+
 def stack_request(node: pytest.Item) -> StackRequest:
     marker = node.get_closest_marker("stack")
     if marker is None:
@@ -200,10 +224,13 @@ def stack_request(node: pytest.Item) -> StackRequest:
             f"{node.nodeid} uses the `stack` fixture without @pytest.mark.stack(...): say "
             "which services it needs, e.g. @pytest.mark.stack('dummy', mocks=['user'])"
         )
-    unexpected = set(marker.kwargs) - {"mocks"}
-    if unexpected:
-        raise StackError(f"@pytest.mark.stack takes services and mocks=, not {sorted(unexpected)}")
-    return StackRequest(tuple(marker.args), tuple(marker.kwargs.get("mocks", ())))
+    try:
+        return _stack_marker(*marker.args, **marker.kwargs)
+    except TypeError as error:
+        raise StackError(
+            f"@pytest.mark.stack takes services, mocks= and links=: {error}. "
+            "E.g. @pytest.mark.stack('gateway', mocks=['auth'], links=[('gateway', 'dummy')])"
+        ) from None
 
 
 @dataclass
@@ -252,6 +279,18 @@ class StackView:
     def mock(self, name: str) -> Any:
         return self.stack.mock(name)
 
+    def link(self, caller: str, callee: str) -> Link:
+        """The fault link from ``caller`` to ``callee`` (a service, or ``"postgres"``),
+        asked for with ``@pytest.mark.stack(..., links=[(caller, callee)])``; restored
+        before each test."""
+        return self.stack.link(caller, callee)
+
+    @property
+    def postgres(self) -> PostgresControl:
+        """The stack's Postgres, to stop, kill and start again (the harness starts it again
+        after the test if it is left down)."""
+        return self.stack.postgres
+
     def stop(self, name: str) -> None:
         self.stack.stop(name)
 
@@ -291,27 +330,42 @@ async def stack(
     wanted = stack_request(request.node)
     session = harness_stack_backend
     booted = session.stacks.get(wanted.key)
+    session.postgres.heal()  # a Postgres left down by another stack's test, or a failed heal
     if booted is None:
         booted = Stack.boot(
             session.backend,
             harness_services,
             wanted,
             extra_env={"OTEL_EXPORTER_OTLP_ENDPOINT": trace_receiver.endpoint},
+            journal=session.journal,
+            postgres=session.postgres,
         )
         session.stacks[wanted.key] = booted
         trace_receiver.clear()  # start-up spans (migrations) belong to no test
-    else:
-        booted.heal()
+    booted.heal()  # after a boot too: link stats count from this test on
     session.databases.clean()
+    session.journal.clear()
     trace_receiver.clear()
     request.node.stash[_STACK_KEY] = booted
     request.node.stash[_RECEIVER_KEY] = trace_receiver
     view = StackView(booted)
     yield view
     await view.aclose()
+    # Postgres is shared with tests that use no stack: it must not stay down after this one.
+    session.postgres.heal()
 
 
 _RECEIVER_KEY = pytest.StashKey[TraceReceiver]()
+
+
+def fault_report(booted: Stack) -> str:
+    """The faults in force when the test failed, then every fault it injected, in order."""
+    active = [f"  {target}: {', '.join(faults)}" for target, faults in booted.faults.items()] or [
+        "  none"
+    ]
+    history = booted.journal.render() or "none"
+    indented = "\n".join(f"  {line}" for line in history.splitlines())
+    return "\n".join(["in force at the failure:", *active, "injected:", indented])
 
 
 def stack_diagnostics(item: pytest.Item) -> Mapping[str, str]:
@@ -319,6 +373,8 @@ def stack_diagnostics(item: pytest.Item) -> Mapping[str, str]:
     the traces its calls left, as trees."""
     sections: dict[str, str] = {}
     booted = item.stash.get(_STACK_KEY, None)
+    if booted is not None and (booted.faults or booted.journal.entries):
+        sections["faults of this test"] = fault_report(booted)
     if booted is not None:
         for name, handle in booted.handles.items():
             sections[f"service {name} (last 40 log lines)"] = handle.log_tail(40)

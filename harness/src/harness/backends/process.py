@@ -79,8 +79,10 @@ class ProcessBackend:
         self._log_dir = log_dir
         self._services: list[ProcessService] = []
 
-    def database_url(self, database: str) -> str:
-        return self.postgres.dsn(database)
+    def database_url(self, database: str, via: str | None = None) -> str:
+        if via is None:
+            return self.postgres.dsn(database)
+        return f"postgresql://{self.postgres.user}@{via}/{database}"
 
     def service_address(self, spec: ServiceSpec, handle: ProcessService) -> str:
         """How a service reaches another: its loopback address."""

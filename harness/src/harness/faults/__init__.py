@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from harness.faults.journal import FaultEntry, FaultJournal
+from harness.faults.postgres import ControllablePostgres, PostgresControl
 from harness.faults.proxy import Link, LinkStats
 
-__all__ = ["FaultEntry", "FaultJournal", "Link", "LinkStats"]
+__all__ = [
+    "ControllablePostgres",
+    "FaultEntry",
+    "FaultJournal",
+    "Link",
+    "LinkStats",
+    "PostgresControl",
+]

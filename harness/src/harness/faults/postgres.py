@@ -1,0 +1,138 @@
+"""The stack's Postgres under a fault test's control: stop it, kill it, start it again.
+
+    stack.postgres.kill()       # SIGKILL to the postmaster and every backend: a crash
+    ...                         # the services answer UNAVAILABLE (503 at the gateway)
+    stack.postgres.start()      # same port, same data: the services reconnect
+
+Both backends do the same thing: the server's processes stop (a fast shutdown) or die,
+its data and its address stay. On the process backend that is the local server's
+process group; on the docker backend the server's processes inside its container (the
+container keeps running, so its tmpfs data and its published port stay; see
+:mod:`harness.backends.docker`). The harness starts a stopped server again after each
+test, so a test cannot leave the next one without a database.
+
+With the harness's throwaway settings (``synchronous_commit=off``) a crash loses the
+commits of the last fraction of a second (the WAL writer's delay, 200 ms by default), as
+a real server with those settings would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+from harness.errors import HarnessError, PostgresFaultError
+from harness.faults.journal import FaultJournal
+
+__all__ = ["ControllablePostgres", "PostgresControl"]
+
+
+class ControllablePostgres(Protocol):
+    """What a backend's Postgres offers for faults (``PostgresServer``, ``DockerPostgres``)."""
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def log_location(self) -> str: ...
+
+    @property
+    def address(self) -> str:
+        """host:port of the server from the test process (it may move: ask each time)."""
+        ...
+
+    def dsn(self, database: str = "postgres") -> str: ...
+
+    def log_tail(self, lines: int = 30) -> str: ...
+
+    def shut_down(self) -> None: ...
+
+    def crash(self) -> None: ...
+
+    def start_again(self) -> None: ...
+
+
+class PostgresControl:
+    """The stack's Postgres, for fault tests; each method returns once it is done (a
+    stopped server is down, a started one accepts connections). The ``a``-prefixed
+    variants do the same from a thread, so that the test's event loop goes on serving
+    its own concurrent calls meanwhile."""
+
+    def __init__(self, server: ControllablePostgres, journal: FaultJournal | None = None) -> None:
+        self._server = server
+        self._journal = journal
+        self._down: str | None = None  # "stopped" or "killed" while a fault holds it
+
+    @property
+    def running(self) -> bool:
+        return self._server.running
+
+    def dsn(self, database: str = "postgres") -> str:
+        """A DSN of ``database`` on the server, from the test process."""
+        return self._server.dsn(database)
+
+    @property
+    def faults(self) -> tuple[str, ...]:
+        """The faults in force, in words (empty: it runs)."""
+        return () if self._down is None else (self._down,)
+
+    def stop(self) -> None:
+        """A fast shutdown, as an operator's: open transactions are rolled back, sessions
+        ended, and the server exits cleanly."""
+        self._act("stop", self._server.shut_down)
+        self._down = "stopped"
+
+    def kill(self) -> None:
+        """A crash: the postmaster and every backend SIGKILLed at once; the next start
+        recovers from the WAL."""
+        self._act("kill", self._server.crash)
+        self._down = "killed"
+
+    def start(self) -> None:
+        """Start a stopped or killed server on its port and data; no-op when it runs."""
+        self._act("start", self._server.start_again)
+        self._down = None
+
+    def restart(self, *, kill: bool = False) -> None:
+        """Stop (or, with ``kill=True``, crash) and start again."""
+        if kill:
+            self.kill()
+        else:
+            self.stop()
+        self.start()
+
+    async def astop(self) -> None:
+        await asyncio.to_thread(self.stop)
+
+    async def akill(self) -> None:
+        await asyncio.to_thread(self.kill)
+
+    async def astart(self) -> None:
+        await asyncio.to_thread(self.start)
+
+    async def arestart(self, *, kill: bool = False) -> None:
+        await asyncio.to_thread(self.restart, kill=kill)
+
+    def heal(self) -> None:
+        """Start the server again if a test left it down (the harness calls this between
+        tests)."""
+        if self._down is not None or not self.running:
+            self._act("start (healed by the harness)", self._server.start_again)
+            self._down = None
+
+    def _act(self, action: str, operation: Callable[[], None]) -> None:
+        try:
+            operation()
+        except (HarnessError, OSError) as error:
+            failure = PostgresFaultError(
+                f"{action} of the stack's Postgres failed: {error}\n"
+                "Remedy: the server's log (below) says why; if it cannot start again, the "
+                "stacks of this session have no database: rerun the tests."
+            )
+            failure.add_note(
+                f"Server log ({self._server.log_location}):\n{self._server.log_tail(15)}"
+            )
+            raise failure from error
+        if self._journal is not None:
+            self._journal.record("postgres", action)
