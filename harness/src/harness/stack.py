@@ -52,8 +52,11 @@ class Backend(Protocol):
     # the services use for that address.
     bind_host: str
     reachable_host: str
-    # The session's Postgres, which fault tests stop, kill and start again.
-    postgres: ControllablePostgres
+
+    @property
+    def postgres(self) -> ControllablePostgres:
+        """The session's Postgres, which fault tests stop, kill and start again."""
+        ...
 
     def database_url(self, database: str, via: str | None = None) -> str:
         """The DSN a service uses for ``database`` (at ``via``, host:port, when given:
