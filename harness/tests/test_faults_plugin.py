@@ -124,6 +124,7 @@ async def flush_commits(stack):
 """
 
 POSTGRES = """
+import asyncpg
 import grpc
 import pytest
 
@@ -173,6 +174,25 @@ async def test_postgres_restarted(stack):
     assert (await eventually(lambda: get_user(stack, owner_id))).id == owner_id
     await stack.postgres.arestart(kill=True)
     assert (await eventually(lambda: get_user(stack, owner_id))).id == owner_id
+
+
+@pytest.mark.stack("user")
+async def test_durable_commits_survive_a_crash(stack):
+    stack.postgres.durable()
+    owners = [await new_owner(stack, f"owner{index}@example.com") for index in range(5)]
+    await stack.postgres.akill()  # at once: no checkpoint, no wait for the WAL writer
+    await stack.postgres.astart()
+    for owner_id in owners:
+        assert (await eventually(lambda: get_user(stack, owner_id))).id == owner_id
+
+
+@pytest.mark.stack("user")
+async def test_the_next_test_commits_asynchronously_again(stack):
+    connection = await asyncpg.connect(stack.postgres.dsn())
+    try:
+        assert await connection.fetchval("SHOW synchronous_commit") == "off"
+    finally:
+        await connection.close()
 
 
 @pytest.mark.stack("user")
@@ -299,6 +319,8 @@ EXPECTED = {
     "test_postgres.py::test_postgres_killed_recovers_and_is_left_down": "PASSED",
     "test_postgres.py::test_the_next_test_gets_postgres_back": "PASSED",
     "test_postgres.py::test_postgres_restarted": "PASSED",
+    "test_postgres.py::test_durable_commits_survive_a_crash": "PASSED",
+    "test_postgres.py::test_the_next_test_commits_asynchronously_again": "PASSED",
     "test_postgres.py::test_a_failure_with_postgres_down_reports_it": "FAILED",
 }
 

@@ -66,6 +66,11 @@ THROWAWAY_SETTINGS: Mapping[str, str] = {
     "logging_collector": "off",
 }
 
+# Settings a test may change while the server runs (ALTER SYSTEM and a reload, e.g.
+# PostgresControl.durable): they go to postgresql.auto.conf, which ALTER SYSTEM rewrites,
+# and not to the command line, which would outrank it.
+RELOADABLE_SETTINGS = frozenset({"synchronous_commit"})
+
 INITDB_OPTIONS = (
     f"--username={SUPERUSER}",
     "--auth=trust",
@@ -89,6 +94,7 @@ RAM_DISK_MIN_FREE = 1 << 30
 _OWNER_NAME = re.compile(rf"^{re.escape(DIR_PREFIX)}(?P<pid>\d+)-(?P<start>\d+)-")
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(?P<version>\d+\S*)")
 _POLL_SECONDS = 0.005
+_RELOAD_POLL_SECONDS = 0.01
 
 
 # --------------------------------------------------------------------------- binaries
@@ -656,13 +662,22 @@ def _start(
     stop_timeout: float,
     cleanup: contextlib.ExitStack,
 ) -> PostgresServer:
+    _write_auto_conf(
+        directory / "data",
+        {name: value for name, value in settings.items() if name in RELOADABLE_SETTINGS},
+        run_as,
+    )
     attempts = 3  # a free port can be taken between probing it and postgres binding it
     for attempt in range(1, attempts + 1):
         port = _free_port()
         command = [
             str(binaries.program("postgres")),
             f"-D{directory / 'data'}",
-            *(f"-c{name}={value}" for name, value in settings.items()),
+            *(
+                f"-c{name}={value}"
+                for name, value in settings.items()
+                if name not in RELOADABLE_SETTINGS
+            ),
             "-clisten_addresses=127.0.0.1",
             f"-cport={port}",
             f"-cunix_socket_directories={directory}",
@@ -703,6 +718,51 @@ def _start(
         cleanup.callback(process.stop)  # the process of the moment: fault tests relaunch it
         return server
     raise AssertionError("unreachable: the last attempt raises")
+
+
+def _write_auto_conf(data_dir: Path, settings: Mapping[str, str], run_as: RunAs | None) -> None:
+    """Add ``settings`` to the cluster's postgresql.auto.conf, as ALTER SYSTEM would."""
+    auto_conf = data_dir / "postgresql.auto.conf"
+    lines = "".join(
+        f"{name} = '{value.replace(chr(39), chr(39) * 2)}'\n" for name, value in settings.items()
+    )
+    with auto_conf.open("a") as conf:
+        conf.write(lines)
+    if run_as:
+        os.chown(auto_conf, run_as.uid, run_as.gid)
+
+
+async def alter_system(dsn: str, name: str, value: str | None, within: float = 10.0) -> None:
+    """``ALTER SYSTEM SET name = value`` (``RESET`` for None), reload, and return once every
+    session will use it: each reads the file again before its next statement."""
+
+    async def load_time(*then: str) -> object:
+        """When a new session read the configuration (before it runs ``then``)."""
+        connection = await asyncpg.connect(dsn, timeout=within)
+        try:
+            loaded = await connection.fetchval("SELECT pg_conf_load_time()")
+            for statement in then:  # one by one: ALTER SYSTEM refuses a transaction block
+                await connection.execute(statement)
+            return loaded
+        finally:
+            await connection.close()
+
+    change = (
+        f"ALTER SYSTEM RESET {name}"
+        if value is None
+        else f"ALTER SYSTEM SET {name} = '{value.replace(chr(39), chr(39) * 2)}'"
+    )
+    before = await load_time(change, "SELECT pg_reload_conf()")
+    # pg_reload_conf only signals the postmaster. Once a new session's load time is later,
+    # it has read the file again and signalled every session.
+    for _ in range(int(within / _RELOAD_POLL_SECONDS)):
+        if await load_time() != before:
+            return
+        await asyncio.sleep(_RELOAD_POLL_SECONDS)
+    raise PostgresStartError(
+        f"the server did not read its configuration again within {within} s of "
+        f"pg_reload_conf() (after {change!r})"
+    )
 
 
 class _ServerExited(Exception):

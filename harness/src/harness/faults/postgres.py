@@ -13,19 +13,27 @@ test, so a test cannot leave the next one without a database.
 
 With the harness's throwaway settings (``synchronous_commit=off``) a crash loses the
 commits of the last fraction of a second (the WAL writer's delay, 200 ms by default), as
-a real server with those settings would.
+a real server with those settings would; :meth:`PostgresControl.durable` makes every
+acknowledged commit survive a crash until the test ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
+import asyncpg
+
+from harness._loop import BackgroundLoop
 from harness.errors import HarnessError, PostgresFaultError
 from harness.faults.journal import FaultJournal
+from harness.postgres import alter_system
 
 __all__ = ["ControllablePostgres", "PostgresControl"]
+
+_CONNECT_TIMEOUT = 10.0
+T = TypeVar("T")
 
 
 class ControllablePostgres(Protocol):
@@ -63,6 +71,7 @@ class PostgresControl:
         self._server = server
         self._journal = journal
         self._down: str | None = None  # "stopped" or "killed" while a fault holds it
+        self._durable: str | None = None  # synchronous_commit before durable()
 
     @property
     def running(self) -> bool:
@@ -114,17 +123,48 @@ class PostgresControl:
     async def arestart(self, *, kill: bool = False) -> None:
         await asyncio.to_thread(self.restart, kill=kill)
 
+    def durable(self) -> None:
+        """Commit synchronously until the test ends (``synchronous_commit=on`` for every
+        session, through a crash and restart too): every commit acknowledged before
+        :meth:`kill` survives it. fsync stays off: the data would not survive the
+        machine's crash, which no test causes. The harness sets it back after the test."""
+        self._act("durable commits (synchronous_commit=on)", self._set_durable)
+
     def heal(self) -> None:
-        """Start the server again if a test left it down (the harness calls this between
-        tests)."""
+        """Start the server again if a test left it down, and undo :meth:`durable` (the
+        harness calls this between tests)."""
         if self._down is not None or not self.running:
             self._act("start (healed by the harness)", self._server.start_again)
             self._down = None
+        if self._durable is not None:
+            self._act("asynchronous commits again (healed by the harness)", self._unset_durable)
+
+    def _set_durable(self) -> None:
+        async def set_durable() -> str:
+            connection = await asyncpg.connect(self.dsn(), timeout=_CONNECT_TIMEOUT)
+            try:
+                before = str(await connection.fetchval("SHOW synchronous_commit"))
+            finally:
+                await connection.close()
+            await alter_system(self.dsn(), "synchronous_commit", "on")
+            return before
+
+        self._durable = self._run(set_durable())
+
+    def _unset_durable(self) -> None:
+        assert self._durable is not None
+        self._run(alter_system(self.dsn(), "synchronous_commit", self._durable))
+        self._durable = None
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        # Its own loop thread: the caller may be inside a running event loop.
+        with BackgroundLoop("harness-postgres-control") as loop:
+            return loop.run(coroutine, timeout=_CONNECT_TIMEOUT * 3)
 
     def _act(self, action: str, operation: Callable[[], None]) -> None:
         try:
             operation()
-        except (HarnessError, OSError) as error:
+        except (HarnessError, OSError, TimeoutError, asyncpg.PostgresError) as error:
             failure = PostgresFaultError(
                 f"{action} of the stack's Postgres failed: {error}\n"
                 "Remedy: the server's log (below) says why; if it cannot start again, the "
