@@ -268,9 +268,13 @@ class Link:
 
     def clear_stats(self) -> None:
         """Count from zero again (open connections are still counted as open)."""
+        self._control(self._clear_stats())  # on the loop's thread, which counts
+
+    async def _clear_stats(self) -> int:
         self._accepted = 0
         self._bytes_upstream = 0
         self._bytes_downstream = 0
+        return 0
 
     # --------------------------------------------------------------- internals
 
