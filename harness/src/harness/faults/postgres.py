@@ -100,6 +100,8 @@ class PostgresControl:
 
     def start(self) -> None:
         """Start a stopped or killed server on its port and data; no-op when it runs."""
+        if self._down is None and self.running:
+            return
         self._act("start", self._server.start_again)
         self._down = None
 
