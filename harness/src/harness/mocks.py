@@ -70,6 +70,7 @@ __all__ = [
     "MockVerificationError",
     "UnknownRpcError",
     "Verification",
+    "contract_status_block",
     "contract_status_codes",
 ]
 
@@ -248,13 +249,15 @@ _CODES_HEADER = re.compile(r"^\s*//\s*Status codes every RPC may return:\s*$")
 _BLOCK_LINE = re.compile(r"^\s*//\s{2,}(\S.*)$")
 
 
-def contract_status_codes(proto: Path) -> frozenset[grpc.StatusCode]:
-    """The codes a contract lists under "Status codes every RPC may return:", OK removed.
+def contract_status_block(proto: Path) -> dict[grpc.StatusCode, str]:
+    """Each code a contract lists under "Status codes every RPC may return:", with its meaning.
 
-    Our ``.proto`` files open with that block (one ``//   CODE  meaning`` line per code);
-    the generated modules carry no comments, so this reads the ``.proto`` file itself.
-    Pass the result as ``allowed_codes`` to refuse, in ``fails()``, a code the contract
-    does not list. Raises :class:`MockError` when the file has no such block.
+    Our ``.proto`` files open with that block (one ``//   CODE  meaning`` line per code,
+    deeper-indented lines continuing the meaning); the generated modules carry no
+    comments, so this reads the ``.proto`` file itself. This is the one reader of the
+    block: :func:`contract_status_codes` and the contract fuzzer's per-RPC table
+    (``contracts/fuzzing.py``) are built on it. Raises :class:`MockError` when the file
+    has no such block or the block lists no code.
     """
     lines = proto.read_text(encoding="utf-8").splitlines()
     start = next((i for i, line in enumerate(lines) if _CODES_HEADER.match(line)), None)
@@ -263,21 +266,34 @@ def contract_status_codes(proto: Path) -> frozenset[grpc.StatusCode]:
             f"{proto} has no 'Status codes every RPC may return:' comment block; pass "
             "allowed_codes explicitly"
         )
-    codes: set[grpc.StatusCode] = set()
+    block: dict[grpc.StatusCode, str] = {}
     column: int | None = None  # where the codes start; deeper lines continue an entry
+    current: grpc.StatusCode | None = None
     for line in lines[start + 1 :]:
         entry = _BLOCK_LINE.match(line)
         if entry is None:
             break  # the block ends at the first line that is not an indented comment
         if column is None:
             column = entry.start(1)
-        name = entry.group(1).split()[0]
+        name, _, meaning = entry.group(1).partition(" ")
         if entry.start(1) == column and name in grpc.StatusCode.__members__:
-            codes.add(grpc.StatusCode[name])
-    codes.discard(grpc.StatusCode.OK)
-    if not codes:
+            current = grpc.StatusCode[name]
+            block[current] = meaning.strip()
+        elif current is not None and entry.start(1) > column:
+            block[current] = f"{block[current]} {entry.group(1).strip()}"
+    if not block.keys() - {grpc.StatusCode.OK}:
         raise MockError(f"{proto}: the status code block lists no code")
-    return frozenset(codes)
+    return block
+
+
+def contract_status_codes(proto: Path) -> frozenset[grpc.StatusCode]:
+    """The codes a contract lists under "Status codes every RPC may return:", OK removed.
+
+    Pass the result as ``allowed_codes`` to refuse, in ``fails()``, a code the contract
+    does not list. Raises :class:`MockError` when the file has no such block
+    (:func:`contract_status_block`).
+    """
+    return frozenset(contract_status_block(proto)) - {grpc.StatusCode.OK}
 
 
 _METADATA_KEY = re.compile(r"^[0-9a-z_.-]+$")
