@@ -31,7 +31,7 @@ from google.protobuf.descriptor import (
 )
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from auth.v1 import auth_pb2
@@ -350,3 +350,42 @@ def describe(message: Message) -> str:
             text = f"{text[:100]}... ({len(text)} chars)"
         fields.append(f"{field.name}={text}")
     return ", ".join(fields) or "(empty)"
+
+
+async def fuzz_service(
+    channel: grpc.aio.Channel,
+    service_name: str,
+    known: Mapping[str, Sequence[str]],
+    *,
+    max_examples: int = FUZZ_EXAMPLES,
+) -> dict[tuple[str, grpc.StatusCode], str]:
+    """Send ``max_examples`` generated requests to the service behind ``channel``.
+
+    Raises AssertionError (with the request Hypothesis shrank it to, the answer and the
+    seed) for an answer the RPC's contract does not declare, unless it is one of
+    :data:`KNOWN_DEFECTS`: those are returned, the first request of each.
+    """
+    service = SERVICES[service_name]
+    allowed = rpc_status_codes(service_name)
+    bridge = LoopBridge(asyncio.get_running_loop())
+    known_findings: dict[tuple[str, grpc.StatusCode], str] = {}
+
+    @seed(FUZZ_SEED)
+    @fuzz_settings(max_examples)
+    @given(requests(service, known))
+    def answer_is_declared(call: tuple[MethodDescriptor, Message]) -> None:
+        method, request = call
+        code, details = bridge.run(status_of(raw_rpc(channel, service, method), request))
+        if code in allowed[method.name]:
+            return
+        finding = f"{method.name}({describe(request)}) -> {code.name}: {details}"
+        if (method.name, code) in KNOWN_DEFECTS:
+            known_findings.setdefault((method.name, code), finding)
+            return
+        raise AssertionError(
+            f"{finding}\nthe contract declares {sorted(c.name for c in allowed[method.name])}"
+            f" (FUZZ_SEED={FUZZ_SEED} FUZZ_EXAMPLES={max_examples})"
+        )
+
+    await asyncio.to_thread(answer_is_declared)
+    return known_findings

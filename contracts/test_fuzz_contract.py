@@ -10,28 +10,18 @@ fails the test with the request Hypothesis shrank it to. ``FUZZ_SEED`` and
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
-from google.protobuf.descriptor import MethodDescriptor
-from google.protobuf.message import Message
-from hypothesis import given, seed
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from contracts.fuzzing import (
-    FUZZ_EXAMPLES,
     FUZZ_SEED,
     KNOWN_DEFECTS,
     SERVICES,
-    LoopBridge,
-    describe,
-    fuzz_settings,
-    raw_rpc,
-    requests,
+    fuzz_service,
     rpc_status_codes,
-    status_of,
 )
 from dummy.v1 import dummy_pb2, dummy_pb2_grpc
 from fixtures.inprocess import NewOwner
@@ -131,31 +121,9 @@ def test_every_rpc_declares_the_codes_it_may_answer() -> None:
 async def test_every_answer_is_a_status_the_contract_declares(
     channels: dict[str, grpc.aio.Channel], new_owner: NewOwner, service_name: str
 ) -> None:
-    service = SERVICES[service_name]
     channel = channels[service_name]
-    allowed = rpc_status_codes(service_name)
     known = await KNOWN_VALUES[service_name](channel, new_owner)
-    bridge = LoopBridge(asyncio.get_running_loop())
-    known_findings: dict[tuple[str, grpc.StatusCode], str] = {}
-
-    @seed(FUZZ_SEED)
-    @fuzz_settings()
-    @given(requests(service, known))
-    def answer_is_declared(call: tuple[MethodDescriptor, Message]) -> None:
-        method, request = call
-        code, details = bridge.run(status_of(raw_rpc(channel, service, method), request))
-        if code in allowed[method.name]:
-            return
-        finding = f"{method.name}({describe(request)}) -> {code.name}: {details}"
-        if (method.name, code) in KNOWN_DEFECTS:
-            known_findings.setdefault((method.name, code), finding)
-            return
-        raise AssertionError(
-            f"{finding}\nthe contract declares {sorted(c.name for c in allowed[method.name])}"
-            f" (FUZZ_SEED={FUZZ_SEED} FUZZ_EXAMPLES={FUZZ_EXAMPLES})"
-        )
-
-    await asyncio.to_thread(answer_is_declared)
+    known_findings = await fuzz_service(channel, service_name, known)
     if known_findings:
         pytest.xfail(
             "known defects found: "
@@ -163,3 +131,37 @@ async def test_every_answer_is_a_status_the_contract_declares(
                 f"{KNOWN_DEFECTS[key]}: {finding}" for key, finding in known_findings.items()
             )
         )
+
+
+async def spoiled_by_escape(
+    request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+) -> bytes:
+    """A user service answering INTERNAL when a request holds ESC, NOT_FOUND otherwise:
+    what the fuzzer must catch."""
+    if b"\x1b" in request:
+        await context.abort(grpc.StatusCode.INTERNAL, "spoiled")
+    await context.abort(grpc.StatusCode.NOT_FOUND, "no such user")
+
+
+async def test_the_fuzzer_reports_an_undeclared_status_with_its_request() -> None:
+    server = grpc.aio.server()
+    users = SERVICES["user"]
+    handlers = {
+        method.name: grpc.unary_unary_rpc_method_handler(spoiled_by_escape)
+        for method in users.methods
+    }
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler(users.full_name, handlers)]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with pytest.raises(AssertionError) as raised:
+                await fuzz_service(channel, "user", {}, max_examples=200)
+    finally:
+        await server.stop(grace=0)
+    report = str(raised.value)
+    assert "-> INTERNAL: spoiled" in report
+    assert "\\x1b" in report, "the shrunk request is shown"
+    assert f"FUZZ_SEED={FUZZ_SEED}" in report
