@@ -33,6 +33,7 @@ from harness.mocks import (
     MockError,
     MockVerificationError,
     UnknownRpcError,
+    contract_status_block,
     contract_status_codes,
 )
 from user.v1 import user_pb2, user_pb2_grpc
@@ -497,6 +498,18 @@ def test_contract_status_codes_reads_the_block(tmp_path: Path) -> None:
     proto = tmp_path / "thing.proto"
     proto.write_text(CONTRACT)
     assert contract_status_codes(proto) == {StatusCode.INVALID_ARGUMENT, StatusCode.ALREADY_EXISTS}
+
+
+def test_contract_status_block_gives_each_code_its_meaning(tmp_path: Path) -> None:
+    proto = tmp_path / "thing.proto"
+    proto.write_text(CONTRACT)
+    assert contract_status_block(proto) == {
+        StatusCode.OK: "the call did what it says.",
+        StatusCode.INVALID_ARGUMENT: (
+            "a field is missing or malformed; NOT_FOUND on this continuation line is not a code."
+        ),
+        StatusCode.ALREADY_EXISTS: "CreateThing: taken.",
+    }
 
 
 @pytest.mark.parametrize("service", ["dummy", "user", "auth"])
