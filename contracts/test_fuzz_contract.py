@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
+from google.protobuf.message import Message
+from hypothesis import given, seed
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from contracts.fuzzing import (
@@ -21,6 +23,8 @@ from contracts.fuzzing import (
     KNOWN_DEFECTS,
     SERVICES,
     fuzz_service,
+    fuzz_settings,
+    message_values,
     rpc_status_codes,
 )
 from dummy.v1 import dummy_pb2, dummy_pb2_grpc
@@ -115,6 +119,27 @@ def test_every_rpc_declares_the_codes_it_may_answer() -> None:
     assert grpc.StatusCode.FAILED_PRECONDITION in dummy["CreateEntity"]
     assert grpc.StatusCode.FAILED_PRECONDITION not in dummy["GetEntity"]
     assert grpc.StatusCode.ALREADY_EXISTS not in rpc_status_codes("user")["GetUser"]
+
+
+def test_the_strategies_fill_repeated_nested_and_timestamp_fields() -> None:
+    """No request has them today; a response message does: repeated entities, each with
+    timestamps. Every drawn message serializes, and the limits of Timestamp come up."""
+    seen_seconds: set[int] = set()
+    seen_entities: set[int] = set()
+
+    @seed(FUZZ_SEED)
+    @fuzz_settings(300)
+    @given(message_values(dummy_pb2.ListEntitiesResponse.DESCRIPTOR, {}))
+    def serializes(message: Message) -> None:
+        assert isinstance(message, dummy_pb2.ListEntitiesResponse)
+        message.SerializeToString()
+        seen_entities.add(len(message.entities))
+        seen_seconds.update(entity.create_time.seconds for entity in message.entities)
+
+    serializes()
+    assert max(seen_entities) > 1
+    assert {-62135596800, 253402300799} & seen_seconds, "the limits of Timestamp"
+    assert {-62135596801, 253402300800} & seen_seconds, "beyond the limits of Timestamp"
 
 
 @pytest.mark.parametrize("service_name", SERVICES)
