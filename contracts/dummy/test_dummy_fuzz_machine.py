@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 from hypothesis import seed
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -33,6 +34,7 @@ from contracts.fuzzing import (
     FUZZ_SEED,
     KNOWN_DEFECTS,
     LoopBridge,
+    describe,
     forged_token,
     fuzz_settings,
     rpc_status_codes,
@@ -72,12 +74,12 @@ def machine_for(
     """A machine class bound to the service under test and one owner (of a fresh
     database: the owner's entities left by earlier runs are deleted at each start)."""
 
-    async def answer(rpc: str, request: object) -> tuple[grpc.StatusCode, object]:
+    async def answer(rpc: str, request: Message) -> tuple[grpc.StatusCode, object]:
         """The answer of ``rpc``; the call is made here, on the loop of the channel."""
         try:
             return grpc.StatusCode.OK, await getattr(stub, rpc)(request, timeout=10)
         except grpc.aio.AioRpcError as error:
-            return error.code(), error.details()
+            return error.code(), f"{error.details()} ({rpc}({describe(request)}))"
 
     def checked(rpc: str, outcome: tuple[grpc.StatusCode, object]) -> grpc.StatusCode | None:
         """The code, or None for a known defect (recorded): the step then tells nothing."""
@@ -92,7 +94,7 @@ def machine_for(
             f"{sorted(c.name for c in ALLOWED[rpc])} (FUZZ_SEED={FUZZ_SEED})"
         )
 
-    def call(rpc: str, request: object) -> tuple[grpc.StatusCode, object]:
+    def call(rpc: str, request: Message) -> tuple[grpc.StatusCode, object]:
         return bridge.run(answer(rpc, request))
 
     def list_all(page_size: int) -> tuple[list[str], list[str]]:
