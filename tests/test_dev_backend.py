@@ -3,18 +3,22 @@
 Runs ``scripts/dev.py --ports 0`` (free ports, so it never meets a developer's own
 ``make dev``), reads the gateway's URL from what it prints, logs in with the
 development login, reads /user/me, creates, lists, updates and deletes an entity,
-logs out, then stops it with Ctrl-C (SIGINT) and checks that it stopped cleanly.
+logs out, then stops it with Ctrl-C (SIGINT) and checks that it stopped cleanly. Then
+the durable mode: what start-up says, data kept across a restart, bad data directories.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -27,10 +31,12 @@ pytestmark = pytest.mark.integration  # Postgres and four service processes
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def gateway_url() -> Iterator[str]:
+@contextlib.contextmanager
+def dev_backend(*options: str) -> Iterator[tuple[str, list[str]]]:
+    """``scripts/dev.py --ports 0 <options>`` running: the gateway's URL and the lines
+    printed up to "ready"; stopped with Ctrl-C, which must end it cleanly."""
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts/dev.py"), "--ports", "0"],
+        [sys.executable, str(ROOT / "scripts/dev.py"), "--ports", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -50,7 +56,7 @@ def gateway_url() -> Iterator[str]:
             if line.startswith("ready") or time.monotonic() > deadline:
                 break
         assert url is not None, "".join(printed)
-        yield url
+        yield url, printed
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -62,6 +68,13 @@ def gateway_url() -> Iterator[str]:
         process.stdout.close()
         assert code == 0, "".join(printed) + rest
         assert "stopping: services first" in rest
+
+
+@pytest.fixture
+def gateway_url() -> Iterator[str]:
+    with dev_backend() as (url, printed):
+        assert any(line.startswith("NOT DURABLE: fsync=off") for line in printed), printed
+        yield url
 
 
 def test_a_newcomer_logs_in_and_uses_every_route(gateway_url: str) -> None:
@@ -90,3 +103,77 @@ def test_a_newcomer_logs_in_and_uses_every_route(gateway_url: str) -> None:
         assert http.post("/logout", headers=CSRF).status_code in (200, 204)
         assert http.get("/user/me").status_code == 401
         assert "x-trace-id" in http.get("/healthz").headers
+
+
+# ------------------------------------------------------------------------ durable mode
+
+
+@pytest.fixture
+def reachable_tmp() -> Iterator[Path]:
+    """A temporary directory the postgres account can enter (as root, postgres runs as
+    nobody, and pytest's tmp_path is closed to others)."""
+    directory = Path(tempfile.mkdtemp(prefix="dev-durable-test-"))
+    directory.chmod(0o711)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_durable_data_survives_a_restart(reachable_tmp: Path) -> None:
+    data_dir = reachable_tmp / "postgres"
+    login = {"email": "ann@example.com"}
+    with dev_backend("--data-dir", str(data_dir)) as (url, printed):
+        durable = "durable: fsync=on, synchronous_commit=on, full_page_writes=on"
+        assert any(line.startswith(f"{durable}; data kept in {data_dir}") for line in printed)
+        with httpx.Client(base_url=url, timeout=10) as http:
+            user = http.post("/auth/dev/login", json=login, headers=CSRF).json()
+            created = http.post("/entities", json={"name": "kept"}, headers=CSRF).json()
+
+    with (
+        dev_backend("--durable", "--data-dir", str(data_dir)) as (url, _),
+        httpx.Client(base_url=url, timeout=10) as http,
+    ):
+        again = http.post("/auth/dev/login", json=login, headers=CSRF).json()
+        assert again["id"] == user["id"]  # the same user, not a new one
+        assert http.get("/entities").json()["entities"] == [created]
+
+
+def a_file(directory: Path) -> Path:
+    path = directory / "notes.txt"
+    path.write_text("mine")
+    return path
+
+
+def a_directory_of_other_files(directory: Path) -> Path:
+    (directory / "photos").mkdir()
+    (directory / "photos" / "cat.jpg").write_text("meow")
+    return directory / "photos"
+
+
+BAD_DATA_DIRS: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "a file": (a_file, "is not a directory"),
+    "a directory of other files": (a_directory_of_other_files, "holds no PostgreSQL cluster"),
+}
+
+
+@pytest.mark.parametrize(("make", "problem"), BAD_DATA_DIRS.values(), ids=BAD_DATA_DIRS.keys())
+def test_a_bad_data_dir_is_a_clear_error_and_starts_nothing(
+    reachable_tmp: Path, make: Callable[[Path], Path], problem: str
+) -> None:
+    data_dir = make(reachable_tmp)
+    before = sorted(str(p) for p in reachable_tmp.rglob("*"))
+
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/dev.py"), "--ports", "0", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+    assert finished.returncode == 2, finished.stdout + finished.stderr
+    assert f"dev.py: error: data directory {data_dir}" in finished.stderr
+    assert problem in finished.stderr
+    assert "Remedy" in finished.stderr
+    assert "gateway" not in finished.stdout  # nothing was started
+    assert sorted(str(p) for p in reachable_tmp.rglob("*")) == before

@@ -14,6 +14,11 @@ owner is gone) and reaps them: kills that server, frees its shared memory and de
 the directory. Its cluster is a copy of one initialised earlier and cached per
 PostgreSQL version, which is four times faster than initdb.
 
+For data that is kept (``scripts/dev.py --durable``), ``run_postgres(durable=True,
+data_dir=...)`` turns fsync, synchronous_commit and full_page_writes back on and keeps
+the cluster in ``data_dir`` (made there when it is absent or empty, used as it is when
+it holds one); only the server's run directory (socket, log) is thrown away.
+
 PostgreSQL refuses to run as root, so as root the server runs as ``nobody``.
 """
 
@@ -30,6 +35,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -70,6 +76,14 @@ THROWAWAY_SETTINGS: Mapping[str, str] = {
 # PostgresControl.durable): they go to postgresql.auto.conf, which ALTER SYSTEM rewrites,
 # and not to the command line, which would outrank it.
 RELOADABLE_SETTINGS = frozenset({"synchronous_commit"})
+
+# For data that is kept: a commit is acknowledged once it is on disk, so neither a crash
+# of the server nor one of the machine loses it.
+DURABLE_SETTINGS: Mapping[str, str] = {
+    "fsync": "on",
+    "synchronous_commit": "on",
+    "full_page_writes": "on",
+}
 
 INITDB_OPTIONS = (
     f"--username={SUPERUSER}",
@@ -369,7 +383,7 @@ def init_cluster(
     """
     cached = None if cache_dir is None else cache_dir / _cache_key(binaries)
     if cached is not None and cached.is_dir():
-        shutil.copytree(cached, data_dir, symlinks=True)
+        shutil.copytree(cached, data_dir, symlinks=True, dirs_exist_ok=True)
         if run_as:
             _chown_tree(data_dir, run_as)
         data_dir.chmod(0o700)
@@ -387,6 +401,88 @@ def init_cluster(
         ) from error
     if cached is not None:
         _publish(data_dir, cached)
+
+
+def sync_cluster(binaries: PostgresBinaries, data_dir: Path, run_as: RunAs | None) -> None:
+    """Write every file of a new cluster to disk (initdb ran with --no-sync, and the
+    cache is copied without syncing): a cluster that is kept must survive a power cut."""
+    command = [str(binaries.program("initdb")), f"--pgdata={data_dir}", "--sync-only"]
+    try:
+        _run(command, run_as, timeout=120, cwd=data_dir)
+    except (OSError, subprocess.SubprocessError) as error:
+        output = getattr(error, "output", "") or ""
+        raise PostgresStartError(
+            f"could not sync the new cluster in {data_dir} to disk{_as_whom(run_as)}: "
+            f"{error}\n{_tail(output)}"
+        ) from error
+
+
+def check_data_dir(data_dir: Path, binaries: PostgresBinaries, run_as: RunAs | None = None) -> bool:
+    """Whether ``data_dir`` holds a cluster these binaries can run (True) or is absent or
+    empty, a place for a new one (False). Anything else is PostgresStartError, and
+    nothing in the directory is touched."""
+    keep = "Nothing in it was changed."
+    if run_as and (closed := _closed_parent(data_dir.resolve(), run_as)):
+        raise PostgresStartError(
+            f"data directory {data_dir}: PostgreSQL runs as {run_as.user} (it refuses root), "
+            f"who cannot enter {closed}. Remedy: give a directory whose parents others may "
+            f"enter (chmod o+x {closed}), e.g. one inside the repository's .dev/."
+        )
+    try:
+        if not data_dir.exists():
+            if data_dir.is_symlink():
+                raise PostgresStartError(
+                    f"data directory {data_dir} is a symbolic link to nothing. Remedy: "
+                    "give a directory that exists, or a path where one can be made."
+                )
+            return False
+        if not data_dir.is_dir():
+            raise PostgresStartError(
+                f"data directory {data_dir} is not a directory. Remedy: give the path of a "
+                "directory (absent or empty: a new cluster is made there; holding a cluster: "
+                "it is used)."
+            )
+        version_file = data_dir / "PG_VERSION"
+        if version_file.is_file():
+            found = version_file.read_text().strip()
+            if found != str(binaries.major):
+                raise PostgresStartError(
+                    f"data directory {data_dir} holds a PostgreSQL {found} cluster; the "
+                    f"binaries in {binaries.bindir} are PostgreSQL {binaries.version}. {keep} "
+                    f"Remedy: run it with PostgreSQL {found} binaries, or give another "
+                    "directory (a dump and restore moves the data across versions)."
+                )
+            return True
+        if any(data_dir.iterdir()):
+            raise PostgresStartError(
+                f"data directory {data_dir} is not empty and holds no PostgreSQL cluster "
+                f"(no PG_VERSION file). {keep} Remedy: give an empty or absent directory "
+                "for a new cluster, or the directory of an existing one."
+            )
+        return False
+    except PermissionError as error:
+        raise PostgresStartError(
+            f"data directory {data_dir} cannot be read: {error}. Remedy: give a directory "
+            "this user can read and write."
+        ) from error
+
+
+def _closed_parent(path: Path, run_as: RunAs) -> Path | None:
+    """The first existing parent of ``path`` that ``run_as`` may not enter, if any."""
+    for parent in reversed(path.parents):
+        try:
+            status = parent.stat()
+        except OSError:
+            return None  # not there yet: made by us, below parents already checked
+        if status.st_uid == run_as.uid:
+            allowed = status.st_mode & stat.S_IXUSR
+        elif status.st_gid == run_as.gid:
+            allowed = status.st_mode & stat.S_IXGRP
+        else:
+            allowed = status.st_mode & stat.S_IXOTH
+        if not allowed:
+            return parent
+    return None
 
 
 def _cache_key(binaries: PostgresBinaries) -> str:
@@ -603,31 +699,51 @@ def run_postgres(
     cache_dir: Path | None = None,
     use_cache: bool = True,
     tmp_root: Path | None = None,
+    durable: bool = False,
+    data_dir: Path | None = None,
 ) -> Iterator[PostgresServer]:
-    """Start a throwaway server, yield it, stop it and delete every file it had.
+    """Start a server, yield it, stop it and delete every file it had but a ``data_dir``.
 
     ``label`` goes into the temporary directory's name (the xdist worker, say);
-    ``settings`` are extra ``postgresql.conf`` settings over :data:`THROWAWAY_SETTINGS`;
-    the directory goes under ``tmp_root``, by default :func:`default_tmp_root`.
+    ``settings`` are extra ``postgresql.conf`` settings over :data:`THROWAWAY_SETTINGS`
+    (and :data:`DURABLE_SETTINGS` when ``durable``: fsync, synchronous_commit and
+    full_page_writes on, and a new cluster synced to disk); the directory goes under
+    ``tmp_root``, by default :func:`default_tmp_root`. ``data_dir``: the cluster is kept
+    there rather than in the temporary directory (which links to it as ``data``): made
+    when the directory is absent or empty, used as it is when it holds one (see
+    :func:`check_data_dir` for what is refused).
     """
     if binaries.major < OLDEST_SUPPORTED_MAJOR:
         raise PostgresStartError(
             f"PostgreSQL {binaries.version} in {binaries.bindir} is older than "
             f"{OLDEST_SUPPORTED_MAJOR}, the oldest the harness supports. Remedy: {REMEDY}."
         )
+    run_as = RunAs.when_root()
+    kept_cluster = data_dir is not None and check_data_dir(data_dir, binaries, run_as)
     root = tmp_root or default_tmp_root()
     reap_stale_servers(sorted({root, *_default_roots()}))
-    run_as = RunAs.when_root()
     with contextlib.ExitStack() as cleanup:
         directory = _make_owned_directory(root, label, run_as)
-        cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
-        server_settings = {**THROWAWAY_SETTINGS, **(settings or {})}
-        init_cluster(
-            binaries,
-            directory / "data",
-            run_as,
-            (cache_dir or default_cache_dir()) if use_cache else None,
-        )
+        cleanup.callback(shutil.rmtree, directory, ignore_errors=True)  # a link, not its target
+        server_settings = {
+            **THROWAWAY_SETTINGS,
+            **(DURABLE_SETTINGS if durable else {}),
+            **(settings or {}),
+        }
+        cluster = directory / "data"
+        if data_dir is not None:
+            kept = _make_data_dir(data_dir, run_as, new_cluster=not kept_cluster)
+            cluster.symlink_to(kept, target_is_directory=True)
+        if not kept_cluster:
+            cache = (cache_dir or default_cache_dir()) if use_cache else None
+            try:
+                init_cluster(binaries, cluster.resolve(), run_as, cache)
+                if durable:
+                    sync_cluster(binaries, cluster.resolve(), run_as)
+            except BaseException:
+                if data_dir is not None:  # it was empty: leave it so, not half a cluster
+                    _empty_directory(cluster.resolve())
+                raise
         yield _start(
             binaries, directory, run_as, server_settings, start_timeout, stop_timeout, cleanup
         )
@@ -644,6 +760,24 @@ def _make_owned_directory(root: Path, label: str, run_as: RunAs | None) -> Path:
     if run_as:
         os.chown(directory, run_as.uid, run_as.gid)
     return directory
+
+
+def _make_data_dir(data_dir: Path, run_as: RunAs | None, *, new_cluster: bool) -> Path:
+    """The kept cluster's directory, absolute, made when absent; for a new cluster owned by
+    whoever runs postgres (the parents stay the caller's)."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if new_cluster and run_as:
+        os.chown(data_dir, run_as.uid, run_as.gid)
+    return data_dir
+
+
+def _empty_directory(directory: Path) -> None:
+    for entry in directory.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _free_port() -> int:
@@ -721,13 +855,22 @@ def _start(
 
 
 def _write_auto_conf(data_dir: Path, settings: Mapping[str, str], run_as: RunAs | None) -> None:
-    """Add ``settings`` to the cluster's postgresql.auto.conf, as ALTER SYSTEM would."""
+    """Set ``settings`` in the cluster's postgresql.auto.conf, as ALTER SYSTEM would: a
+    kept cluster (``data_dir``) is started many times, so earlier lines for the same
+    names are replaced rather than piled up."""
     auto_conf = data_dir / "postgresql.auto.conf"
+    kept = [
+        line
+        for line in _read_text(auto_conf).splitlines(keepends=True)
+        if line.split("=", 1)[0].strip() not in settings
+    ]
     lines = "".join(
         f"{name} = '{value.replace(chr(39), chr(39) * 2)}'\n" for name, value in settings.items()
     )
-    with auto_conf.open("a") as conf:
-        conf.write(lines)
+    existing = "".join(kept)
+    if existing and not existing.endswith("\n"):
+        existing += "\n"
+    auto_conf.write_text(existing + lines)
     if run_as:
         os.chown(auto_conf, run_as.uid, run_as.gid)
 
@@ -879,9 +1022,10 @@ def _kill_leftover_server(directory: Path) -> None:
 
 
 def _runs_in(pid: int, data_dir: Path) -> bool:
-    """Whether ``pid`` is a postgres of ``data_dir`` (postgres works in its data directory)."""
+    """Whether ``pid`` is a postgres of ``data_dir`` (postgres works in its data directory,
+    which may be a link to a kept cluster)."""
     try:
-        return os.readlink(f"/proc/{pid}/cwd") == str(data_dir)
+        return os.readlink(f"/proc/{pid}/cwd") in (str(data_dir), str(data_dir.resolve()))
     except OSError:
         try:
             return str(data_dir) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(
