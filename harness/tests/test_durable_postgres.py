@@ -79,6 +79,11 @@ def test_a_cluster_in_a_data_dir_survives_a_stop_and_start(
             "still here"
         ]
         assert settings_of(server) == dict.fromkeys(DURABILITY, "on")
+    # each start sets the reloadable settings again; the kept file must not pile them up
+    auto_conf = (data_dir / "postgresql.auto.conf").read_text().splitlines()
+    assert [line for line in auto_conf if line.startswith("synchronous_commit")] == [
+        "synchronous_commit = 'on'"
+    ]
 
 
 def test_a_durable_server_killed_mid_writes_keeps_every_acknowledged_one(
