@@ -55,9 +55,6 @@ FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))
 # turns exactly that (RPC, code) into an expected failure of the test that finds it;
 # any other finding fails. Remove an entry when its fix lands: the test then checks it.
 KNOWN_DEFECTS: dict[tuple[str, grpc.StatusCode], str] = {
-    ("ListEntities", grpc.StatusCode.INTERNAL): (
-        "issue 10 defect 1: a forged page token with a timestamp out of range reaches Postgres"
-    ),
     ("CreateEntity", grpc.StatusCode.INTERNAL): (
         "issue 10 defect 2: a create retried with its request_id while its entity is deleted"
     ),
@@ -156,10 +153,19 @@ TIMESTAMP_SECONDS = [0, -1, 1, -62135596800, -62135596801, 253402300799, 2534023
 TIMESTAMP_NANOS = [0, -1, 999_999_999, 1_000_000_000, -(2**31), 2**31 - 1]
 
 
+def _base64_bytes(token: str) -> bytes | None:
+    """The bytes of a URL-safe base64 token, padded or not; None if it is not one."""
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except ValueError:
+        return None
+
+
 def forged_token(real: str) -> st.SearchStrategy[str]:
     """Tokens made from a real one: its fields replaced when it decodes as base64 of a
     JSON object (each value by a timestamp at or beyond the limits, another UUID or odd
-    text), its bytes changed or cut, or junk appended after it."""
+    text), its decoded bytes overwritten (any binary format: a field set to its extremes)
+    and encoded back as it was, its characters changed or cut, or junk appended."""
     mangled: list[st.SearchStrategy[str]] = [
         st.builds(lambda junk: real + junk, st.sampled_from(["=", "==", "A", "\n", ".", "!"])),
         st.integers(0, max(len(real) - 1, 0)).map(lambda cut: real[:cut]),
@@ -167,8 +173,24 @@ def forged_token(real: str) -> st.SearchStrategy[str]:
             lambda edit: real[: edit[0]] + edit[1] + real[edit[0] + 1 :]
         ),
     ]
+    raw = _base64_bytes(real)
+    if raw:
+        padded = real.endswith("=")
+
+        def overwrite(edits: list[tuple[int, bytes]]) -> str:
+            changed = bytearray(raw)
+            for start, run in edits:
+                changed[start : start + len(run)] = run
+            encoded = base64.urlsafe_b64encode(bytes(changed)[: len(raw)]).decode()
+            return encoded if padded else encoded.rstrip("=")
+
+        runs = st.sampled_from(
+            [b"\x00" * 8, b"\xff" * 8, b"\x7f" + b"\xff" * 7, b"\x80" + b"\x00" * 7]
+        )
+        edit = st.tuples(st.integers(0, len(raw) - 1), runs | st.binary(min_size=1, max_size=8))
+        mangled.insert(0, st.lists(edit, min_size=1, max_size=3).map(overwrite))
     try:
-        payload = json.loads(base64.urlsafe_b64decode(real.encode()))
+        payload = json.loads(raw) if raw else None
     except ValueError:
         payload = None
     if isinstance(payload, dict) and payload:

@@ -9,6 +9,8 @@ provides them; so can any other runner.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from uuid import uuid4
@@ -356,6 +358,43 @@ async def test_list_rejects_bad_paging(
         )
     )
     await expect_status(call, Code.INVALID_ARGUMENT, mentions="page_")
+
+
+def forged_token(owner: str, instant: str) -> str:
+    """A token as forged in issue 10: base64 JSON of an earlier format, bound to the caller,
+    naming an instant whose UTC time is outside years 1 to 9999."""
+    payload = json.dumps({"o": owner, "t": instant, "i": str(uuid4())})
+    return base64.urlsafe_b64encode(payload.encode()).decode()
+
+
+# each builds a token from (a token the service returned, its owner)
+TAMPERED_TOKENS: dict[str, Callable[[str, str], str]] = {
+    "a character appended": lambda token, _: token + "A",
+    "padding appended": lambda token, _: token + "==",
+    "bytes appended after padding": lambda token, _: token + "=AAAA",
+    "truncated": lambda token, _: token[:-2],
+    "doubled": lambda token, _: token + token,
+    "white space around": lambda token, _: f" {token} ",
+    "forged with year 1 +05:00": lambda _, owner: forged_token(owner, "0001-01-01T00:00:00+05:00"),
+    "forged with year 9999 -05:00": lambda _, owner: forged_token(
+        owner, "9999-12-31T23:00:00-05:00"
+    ),
+    "forged with year 0": lambda _, owner: forged_token(owner, "0000-01-01T00:00:00+00:00"),
+}
+
+
+@pytest.mark.parametrize("tamper", TAMPERED_TOKENS.values(), ids=TAMPERED_TOKENS.keys())
+async def test_a_tampered_or_forged_page_token_is_invalid_argument(
+    dummy_stub: DummyServiceStub, new_owner: NewOwner, tamper: Callable[[str, str], str]
+) -> None:
+    owner = await new_owner()
+    for i in range(2):
+        await create(dummy_stub, owner, f"e{i}")
+    first = await dummy_stub.ListEntities(pb.ListEntitiesRequest(owner_id=owner, page_size=1))
+    call = dummy_stub.ListEntities(
+        pb.ListEntitiesRequest(owner_id=owner, page_token=tamper(first.next_page_token, owner))
+    )
+    await expect_status(call, Code.INVALID_ARGUMENT, mentions="page_token")
 
 
 async def test_page_token_of_another_owner_is_rejected(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
+import asyncpg
+import asyncpg.exceptions._base as asyncpg_client_errors
 import grpc
 import pytest
 from opentelemetry import trace
@@ -110,3 +112,46 @@ async def test_an_unexpected_exception_is_internal_and_leaks_nothing(
     assert aborted.value.code == grpc.StatusCode.INTERNAL
     assert "secret" not in aborted.value.details
     assert "unexpected error in /test.v1.Test/Call" in caplog.text
+
+
+# What escapes a repository from the database still gets its meaning (the repositories
+# wrap their queries in storage_errors(); this is the net under them).
+DATABASE_FAILURES: dict[str, tuple[Exception, grpc.StatusCode, str]] = {
+    "a value out of range in the server": (
+        asyncpg.DatetimeFieldOverflowError("date/time field value out of range"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "request: holds a value the database cannot take: date/time field value out of range",
+    ),
+    "a NUL in text": (
+        asyncpg.CharacterNotInRepertoireError('invalid byte sequence for encoding "UTF8": 0x00'),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "request: holds a value the database cannot take: invalid byte sequence",
+    ),
+    "an argument the driver cannot encode": (
+        asyncpg_client_errors.DataError(
+            "invalid input for query argument $2: datetime.datetime(1, 1, 1, 0, 0, "
+            "tzinfo=datetime.timezone(datetime.timedelta(seconds=18000))) "
+            "(date value out of range)"
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "request: holds a value the database cannot take: invalid input for query argument",
+    ),
+    "a refused connection": (
+        ConnectionRefusedError("connect call failed"),
+        grpc.StatusCode.UNAVAILABLE,
+        "storage is unavailable, retry later",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "details"), DATABASE_FAILURES.values(), ids=DATABASE_FAILURES.keys()
+)
+async def test_a_database_failure_that_escaped_gets_its_status(
+    error: Exception, code: grpc.StatusCode, details: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(Aborted) as aborted:
+        await call_through_wrapper(error)
+    assert aborted.value.code == code
+    assert aborted.value.details.startswith(details)
+    assert "unexpected error" not in caplog.text, "no traceback: it is not a bug of the service"

@@ -12,12 +12,13 @@ import asyncio
 import logging
 import socket
 import time
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
 
-from servicekit.errors import StorageUnavailable
+from servicekit.errors import InvalidArgument, StorageUnavailable
 from servicekit.postgres import create_pool, storage_errors
 
 if TYPE_CHECKING:
@@ -135,6 +136,43 @@ async def test_connection_failures_become_storage_unavailable(error: Exception) 
         async with storage_errors():
             raise error
     assert raised.value.__cause__ is error
+
+
+# ---------------------------------------------------------------- values the database cannot take
+
+
+@pytest.mark.parametrize(
+    ("query", "argument", "reason"),
+    [
+        ("SELECT make_date($1, 1, 1)", 6_000_000, "date out of range"),
+        ("SELECT $1::timestamptz", datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))), "$1"),
+        (
+            "SELECT $1::timestamptz",
+            datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))),
+            "$1",
+        ),
+        ("SELECT $1::text", "nul \x00 inside", "0x00"),
+        ("SELECT $1::int", 2**40, "$1"),
+    ],
+    ids=[
+        "out of range in the server",
+        "before year 1 in UTC",
+        "after year 9999 in UTC",
+        "NUL in text",
+        "integer overflow",
+    ],
+)
+@pytest.mark.integration
+async def test_a_value_the_database_cannot_take_is_invalid_argument(
+    connection: asyncpg.Connection, query: str, argument: object, reason: str
+) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        async with storage_errors():
+            await connection.fetchval(query, argument)
+    assert raised.value.field == "request"
+    assert reason in raised.value.message
+    # the connection was fine all along
+    assert await connection.fetchval("SELECT 1") == 1
 
 
 # ---------------------------------------------------------------- other errors pass

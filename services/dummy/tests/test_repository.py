@@ -9,7 +9,7 @@ what only the database can do (ties in the page order, CHECK constraints).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
 
 import asyncpg
@@ -26,6 +26,7 @@ from dummy.domain import (
     valid_name,
 )
 from dummy.repository import EntityRepository, InMemoryEntityRepository, PostgresEntityRepository
+from dummy.rpc.page_token import EARLIEST, LATEST
 from fixtures.factories import NewEntityFactory
 from servicekit.errors import InvalidArgument
 
@@ -210,6 +211,20 @@ async def test_list_after_a_deleted_entity_continues_after_it(
     assert (rest.entities, rest.next_cursor) == (mine[2:], None)
 
 
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [(EARLIEST, "everything"), (LATEST, "nothing")],
+    ids=["after the earliest instant a token holds", "after the latest instant a token holds"],
+)
+async def test_list_after_the_extreme_instants_of_a_page_token(
+    repository: EntityRepository, after: datetime, expected: str
+) -> None:
+    mine = await create_many(repository, 2)
+    page = await repository.list(OWNER, PageCursor(after, MISSING), 10)
+    assert page.entities == (mine if expected == "everything" else [])
+    assert page.next_cursor is None
+
+
 # ---------------------------------------------------------------- update
 
 
@@ -326,6 +341,25 @@ async def test_database_refuses_what_the_domain_refuses(
     with pytest.raises(asyncpg.CheckViolationError):
         await dummy_pool.execute(INSERT, MISSING, OWNER, name, description, datetime.now(UTC))
     assert await dummy_pool.fetchval("SELECT count(*) FROM entities") == 0
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))),
+        datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))),
+    ],
+    ids=["year 1 +05:00 is before year 1 UTC", "year 9999 -05:00 is after 9999 UTC"],
+)
+@pytest.mark.integration
+async def test_a_cursor_outside_the_range_is_invalid_argument_not_a_crash(
+    dummy_pool: asyncpg.Pool, after: datetime
+) -> None:
+    """What a page token never holds (its decoder refuses it) is still refused cleanly if it
+    reaches the repository: the driver cannot encode it, servicekit says INVALID_ARGUMENT."""
+    repository = PostgresEntityRepository(dummy_pool)
+    with pytest.raises(InvalidArgument, match="holds a value the database cannot take"):
+        await repository.list(OWNER, PageCursor(after, MISSING), 10)
 
 
 def valid_fields(name: str, description: str) -> tuple[str, str]:

@@ -12,11 +12,13 @@ per call), and the kit had three of them. The wrapped handler, per call:
 2. deserializes the request itself, so a request that does not parse (bad wire
    format, invalid UTF-8 in a string) is INVALID_ARGUMENT, not grpc's INTERNAL;
 3. maps failures to status in the one place (STYLE.md, errors): a
-   :class:`~servicekit.errors.ServiceError` becomes its kind's status and message;
-   anything else is a bug, logged with its traceback and answered INTERNAL without
-   details. Codes the OpenTelemetry conventions count as server errors (INTERNAL,
-   UNKNOWN, UNAVAILABLE, DEADLINE_EXCEEDED, UNIMPLEMENTED, DATA_LOSS) set the span's
-   status to ERROR, the others (NOT_FOUND, INVALID_ARGUMENT...) only the attribute;
+   :class:`~servicekit.errors.ServiceError` becomes its kind's status and message,
+   a database failure that escaped its repository the status
+   :func:`~servicekit.postgres.storage_failure` gives it; anything else is a bug,
+   logged with its traceback and answered INTERNAL without details. Codes the
+   OpenTelemetry conventions count as server errors (INTERNAL, UNKNOWN, UNAVAILABLE,
+   DEADLINE_EXCEEDED, UNIMPLEMENTED, DATA_LOSS) set the span's status to ERROR, the
+   others (NOT_FOUND, INVALID_ARGUMENT...) only the attribute;
 4. logs one access line (method, code, duration; inside the span, so it carries the
    trace id) for server-error codes and calls slower than ``slow_call_seconds``
    always, and for every call when ``access_log`` is on (the harness turns it on:
@@ -37,6 +39,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from servicekit.errors import ServiceError, status_of
+from servicekit.postgres import storage_failure
 
 if TYPE_CHECKING:
     # grpc-stubs makes these generic; at run time they are plain classes.
@@ -118,6 +121,13 @@ def wrap_handler(
                 code, details = status_of(error)
                 await context.abort(code, details)
             except Exception as error:
+                # A database failure a repository let through still has its meaning.
+                if (failure := storage_failure(error)) is not None:
+                    code, details = status_of(failure)
+                    logger.warning(
+                        "%s in %s: %s: %s", code.name, method, type(error).__name__, error
+                    )
+                    await context.abort(code, details)
                 code = grpc.StatusCode.INTERNAL
                 logger.exception("unexpected error in %s", method)
                 # The client only learns "internal error"; the trace keeps the cause.

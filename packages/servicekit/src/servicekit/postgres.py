@@ -4,7 +4,10 @@ Start-up retries the first connection (tenacity) so a service may start before i
 database is ready. Afterwards asyncpg replaces broken connections on its own; what
 a lost connection does to an in-flight query is turned into
 :class:`~servicekit.errors.StorageUnavailable` by :func:`storage_errors`, so the
-caller gets UNAVAILABLE (retryable), never INTERNAL.
+caller gets UNAVAILABLE (retryable), never INTERNAL; a value the database cannot
+take (out of range, not representable) becomes INVALID_ARGUMENT. The same
+translation (:func:`storage_failure`) backs up the status mapping of
+``servicekit.calls`` for what escapes a repository.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+import asyncpg.exceptions._base as asyncpg_client_errors
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -23,7 +27,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from servicekit.errors import StorageUnavailable
+from servicekit.errors import InvalidArgument, ServiceError, StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +43,35 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
 )
+
+
+# A value of the request the database cannot take: PostgreSQL's class 22 ("data
+# exception": out of range, invalid representation, a NUL in text...) and asyncpg's
+# own DataError, raised when a query argument cannot be encoded (a datetime whose UTC
+# instant falls outside year 1..9999). The latter subclasses InterfaceError, which
+# means a lost connection: it must be checked first.
+VALUE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg_client_errors.DataError,
+)
+
+
+class UnstorableValue(InvalidArgument):
+    """A value of the request that the database refused to store or compare."""
+
+    def __init__(self, error: BaseException) -> None:
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        super().__init__("request", f"holds a value the database cannot take: {reason}")
+
+
+def storage_failure(error: BaseException) -> ServiceError | None:
+    """The service error a database failure means for the caller, or None when ``error``
+    is not one it knows (a bug, a constraint the repository should have handled)."""
+    if isinstance(error, VALUE_ERRORS):
+        return UnstorableValue(error)
+    if isinstance(error, CONNECTION_ERRORS):
+        return StorageUnavailable()
+    return None
 
 
 async def create_pool(
@@ -93,9 +126,13 @@ def _log_retry(state: RetryCallState) -> None:
 
 @asynccontextmanager
 async def storage_errors() -> AsyncIterator[None]:
-    """Turn a lost or refused database connection into StorageUnavailable."""
+    """Turn a lost or refused database connection into StorageUnavailable, and a value
+    the database cannot take into InvalidArgument (:func:`storage_failure`)."""
     try:
         yield
-    except CONNECTION_ERRORS as error:
-        logger.warning("storage unavailable: %s: %s", type(error).__name__, error)
-        raise StorageUnavailable() from error
+    except Exception as error:
+        failure = storage_failure(error)
+        if failure is None:
+            raise
+        logger.warning("%s: %s: %s", failure.message, type(error).__name__, error)
+        raise failure from error

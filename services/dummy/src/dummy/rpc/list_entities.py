@@ -1,50 +1,20 @@
 """ListEntities: keyset pagination in (created_at, id) order.
 
-The page token is opaque to callers: URL-safe base64 of the last entity's
-(created_at, id) and the owner it was issued for, so a token of another owner,
-or a made-up one, is INVALID_ARGUMENT rather than a wrong page.
+The page token is opaque to callers (``page_token.py`` holds its format): the last
+entity's (created_at, id) and the owner it was issued for, decoded strictly and
+checked in full, so a token of another owner, a tampered or a made-up one is
+INVALID_ARGUMENT rather than a wrong page or a database error.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from datetime import datetime
-from uuid import UUID
-
-from dummy.domain import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageCursor
+from dummy.domain import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from dummy.repository import EntityRepository
 from dummy.rpc.convert import entity_message
+from dummy.rpc.page_token import decode_page_token, encode_page_token
 from dummy.v1 import dummy_pb2
 from servicekit.errors import InvalidArgument
 from servicekit.validation import parse_uuid
-
-
-def encode_page_token(owner_id: UUID, cursor: PageCursor) -> str:
-    payload = {"o": str(owner_id), "t": cursor.created_at.isoformat(), "i": str(cursor.id)}
-    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
-
-
-def decode_page_token(owner_id: UUID, token: str) -> PageCursor:
-    invalid = InvalidArgument("page_token", "is not a token returned by ListEntities")
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, ValueError, UnicodeError):
-        raise invalid from None
-    # Whatever was decoded came from the caller: check every field's type before use.
-    if not isinstance(payload, dict) or not all(
-        isinstance(payload.get(key), str) for key in ("o", "t", "i")
-    ):
-        raise invalid
-    try:
-        token_owner = UUID(payload["o"])
-        cursor = PageCursor(datetime.fromisoformat(payload["t"]), UUID(payload["i"]))
-    except ValueError:
-        raise invalid from None
-    if token_owner != owner_id or cursor.created_at.tzinfo is None:
-        raise invalid
-    return cursor
 
 
 def page_size(requested: int) -> int:
