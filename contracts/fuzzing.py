@@ -54,11 +54,7 @@ FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))
 # Findings the fuzzer makes today whose fixes are under way (issue 10). Each entry
 # turns exactly that (RPC, code) into an expected failure of the test that finds it;
 # any other finding fails. Remove an entry when its fix lands: the test then checks it.
-KNOWN_DEFECTS: dict[tuple[str, grpc.StatusCode], str] = {
-    ("CreateEntity", grpc.StatusCode.INTERNAL): (
-        "issue 10 defect 2: a create retried with its request_id while its entity is deleted"
-    ),
-}
+KNOWN_DEFECTS: dict[tuple[str, grpc.StatusCode], str] = {}
 
 
 def fuzz_settings(max_examples: int = FUZZ_EXAMPLES) -> settings:

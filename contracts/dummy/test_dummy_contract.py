@@ -9,6 +9,7 @@ provides them; so can any other runner.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Awaitable, Callable
@@ -188,6 +189,53 @@ async def test_create_with_the_same_request_id_is_idempotent(
     # the key is scoped to its owner: another owner's create is a new entity
     other = await create(dummy_stub, await new_owner(), "once", request_id=request_id)
     assert other.id != first.id
+
+
+async def test_a_retry_after_the_entity_was_deleted_is_failed_precondition(
+    dummy_stub: DummyServiceStub, new_owner: NewOwner
+) -> None:
+    owner, request_id = await new_owner(), str(uuid4())
+    first = await create(dummy_stub, owner, "once", request_id=request_id)
+    await dummy_stub.DeleteEntity(pb.DeleteEntityRequest(owner_id=owner, id=first.id))
+    retry = dummy_stub.CreateEntity(
+        pb.CreateEntityRequest(owner_id=owner, name="once", request_id=request_id)
+    )
+    await expect_status(retry, Code.FAILED_PRECONDITION, mentions=first.id)
+    listed = await dummy_stub.ListEntities(pb.ListEntitiesRequest(owner_id=owner))
+    assert list(listed.entities) == [], "the retry did not create the entity again"
+
+
+RACING_PAIRS = 100
+
+
+async def test_retries_racing_the_delete_of_their_entity_answer_one_way_or_the_other(
+    dummy_stub: DummyServiceStub, new_owner: NewOwner
+) -> None:
+    """Each retry runs concurrently with the delete of the entity its request_id created:
+    it returns that entity, or FAILED_PRECONDITION; never another code, never a new one."""
+    owner = await new_owner()
+    request_ids = [str(uuid4()) for _ in range(RACING_PAIRS)]
+    firsts = [await create(dummy_stub, owner, "first", request_id=r) for r in request_ids]
+
+    async def retry(request_id: str) -> tuple[Code, pb.Entity | None]:
+        request = pb.CreateEntityRequest(owner_id=owner, name="retry", request_id=request_id)
+        try:
+            return Code.OK, (await dummy_stub.CreateEntity(request)).entity
+        except grpc.aio.AioRpcError as error:
+            return error.code(), None
+
+    async def race(first: pb.Entity, request_id: str) -> tuple[Code, pb.Entity | None]:
+        delete = dummy_stub.DeleteEntity(pb.DeleteEntityRequest(owner_id=owner, id=first.id))
+        retried, _ = await asyncio.gather(retry(request_id), delete)
+        return retried
+
+    outcomes = await asyncio.gather(*(race(f, r) for f, r in zip(firsts, request_ids, strict=True)))
+    for first, (code, entity) in zip(firsts, outcomes, strict=True):
+        assert code in (Code.OK, Code.FAILED_PRECONDITION), f"a racing retry answered {code.name}"
+        if code is Code.OK:
+            assert entity == first
+    listed = await dummy_stub.ListEntities(pb.ListEntitiesRequest(owner_id=owner))
+    assert list(listed.entities) == [], "no entity came back"
 
 
 TARGETING_RPCS = ["GetEntity", "UpdateEntity", "DeleteEntity"]

@@ -1,6 +1,7 @@
 """The dummy service as a state machine: random sequences of create (with and without a
 request_id, retried), get, list (every page, and forged page tokens), delete, and a
-create retried while its entity is deleted, checked against a model of one owner's
+create retried while its entity is deleted (it returns the entity or, once deleted,
+FAILED_PRECONDITION: a request_id stays spent), checked against a model of one owner's
 entities. Every answer must also be a code the RPC's contract declares.
 
 Reproducible like the contract fuzzer: ``FUZZ_SEED``, and ``FUZZ_EXAMPLES`` / 25 runs
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from uuid import UUID, uuid4, uuid5
 
 import grpc
 import pytest
@@ -127,6 +129,7 @@ def machine_for(
                 call("DeleteEntity", dummy_pb2.DeleteEntityRequest(owner_id=owner_id, id=entity_id))
             self.model: dict[str, Stored] = {}
             self.created_by: dict[str, str] = {}  # request_id -> entity id
+            self.run = uuid4()
             self.order: list[str] = []  # ids in creation order
 
         def create(self, name: str, description: str, request_id: str) -> str | None:
@@ -134,12 +137,18 @@ def machine_for(
                 owner_id=owner_id, name=name, description=description, request_id=request_id
             )
             code, result = call("CreateEntity", request)
-            if checked("CreateEntity", (code, result)) is not grpc.StatusCode.OK:
+            checked("CreateEntity", (code, result))
+            first = self.created_by.get(request_id) if request_id else None
+            if first is not None and first not in self.model:
+                assert code is grpc.StatusCode.FAILED_PRECONDITION, (
+                    f"a retry after its entity was deleted -> {code.name}: {result}"
+                )
+                return None
+            if code is not grpc.StatusCode.OK:
                 return None
             assert isinstance(result, dummy_pb2.CreateEntityResponse)
             entity = result.entity
-            first = self.created_by.get(request_id) if request_id else None
-            if first is not None and first in self.model:
+            if first is not None:
                 assert entity.id == first, "a retry returns the entity created the first time"
                 assert self.model[first] == Stored(entity.name, entity.description)
                 return first
@@ -156,10 +165,15 @@ def machine_for(
             assert created is not None, "a valid create succeeds"
             return created
 
-        @rule(target=request_ids, request_id=st.uuids().map(str), name=names)
-        def create_with_request_id(self, request_id: str, name: str) -> str:
+        @rule(target=request_ids, drawn=st.uuids(), name=names)
+        def create_with_request_id(self, drawn: UUID, name: str) -> str:
+            # Request ids stay spent across runs (the service keeps them after a delete):
+            # each run gets its own, from what Hypothesis drew. It draws a UUID again now and
+            # then: that step is a retry (create checks it).
+            request_id = str(uuid5(self.run, drawn.hex))
+            fresh = request_id not in self.created_by
             created = self.create(name, "", request_id)
-            assert created is not None, "a valid create succeeds"
+            assert created is not None or not fresh, "a valid create succeeds"
             return request_id
 
         @rule(request_id=request_ids, name=names)
@@ -185,21 +199,16 @@ def machine_for(
             self.model.pop(entity_id, None)
             if entity_id in self.order:
                 self.order.remove(entity_id)
-            for outcome in created:
-                if checked("CreateEntity", outcome) is not grpc.StatusCode.OK:
-                    continue
-                assert isinstance(outcome[1], dummy_pb2.CreateEntityResponse)
-                entity = outcome[1].entity
-                if entity.id in self.model:
-                    continue
-                # what exists now is whatever get says: the model follows the service
-                code, _ = call(
-                    "GetEntity", dummy_pb2.GetEntityRequest(owner_id=owner_id, id=entity.id)
-                )
+            for code, result in created:
+                checked("CreateEntity", (code, result))
+                # before the delete: the entity; after it: the key is spent
                 if code is grpc.StatusCode.OK:
-                    self.model[entity.id] = Stored(entity.name, entity.description)
-                    self.order.append(entity.id)
-                    self.created_by[request_id] = entity.id
+                    assert isinstance(result, dummy_pb2.CreateEntityResponse)
+                    assert result.entity.id == entity_id, "a racing retry created an entity"
+                else:
+                    assert code is grpc.StatusCode.FAILED_PRECONDITION, (
+                        f"a retry racing the delete of its entity -> {code.name}: {result}"
+                    )
 
         @rule(entity_id=entities)
         def get(self, entity_id: str) -> None:

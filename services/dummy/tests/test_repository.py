@@ -9,8 +9,11 @@ what only the database can do (ties in the page order, CHECK constraints).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
-from uuid import UUID
+from importlib.resources import files
+from typing import TYPE_CHECKING
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
@@ -25,10 +28,15 @@ from dummy.domain import (
     valid_description,
     valid_name,
 )
+from dummy.errors import CreatedEntityDeleted
 from dummy.repository import EntityRepository, InMemoryEntityRepository, PostgresEntityRepository
 from dummy.rpc.page_token import EARLIEST, LATEST
 from fixtures.factories import NewEntityFactory
 from servicekit.errors import InvalidArgument
+from servicekit.migrations import apply_migrations, load_migrations
+
+if TYPE_CHECKING:
+    from harness import PostgresServer
 
 OWNER = UUID("00000000-0000-4000-8000-000000000001")
 OTHER_OWNER = UUID("00000000-0000-4000-8000-000000000002")
@@ -146,14 +154,48 @@ async def test_creates_without_request_id_are_never_merged(repository: EntityRep
     assert len((await repository.list(OWNER, None, 10)).entities) == 2
 
 
-async def test_request_id_of_a_deleted_entity_creates_a_new_one(
-    repository: EntityRepository,
-) -> None:
+async def test_request_id_of_a_deleted_entity_stays_spent(repository: EntityRepository) -> None:
     first = await repository.create(new_entity("first", request_id=REQUEST))
     assert await repository.delete(OWNER, first.id)
-    again = await repository.create(new_entity("again", request_id=REQUEST))
-    assert again.id != first.id
-    assert again.name == "again"
+    with pytest.raises(CreatedEntityDeleted) as refused:
+        await repository.create(new_entity("again", request_id=REQUEST))
+    assert refused.value.entity_id == first.id
+    assert f"request_id {REQUEST} already created entity {first.id}" in refused.value.message
+    assert (await repository.list(OWNER, None, 10)).entities == []
+    # the key is spent for this owner only
+    theirs = await repository.create(new_entity("theirs", owner=OTHER_OWNER, request_id=REQUEST))
+    assert theirs.owner_id == OTHER_OWNER
+
+
+RACES = 100
+
+
+async def test_a_retry_racing_the_delete_of_its_entity_answers_one_way_or_the_other(
+    repository: EntityRepository,
+) -> None:
+    """Issue 10, defect 2: each retry runs concurrently with the delete of the entity its
+    key created. It returns that entity (it ran first) or CreatedEntityDeleted (it ran
+    after), never another error and never a new entity."""
+    requests = [uuid4() for _ in range(RACES)]
+    firsts = [
+        await repository.create(new_entity(f"e{i}", request_id=r)) for i, r in enumerate(requests)
+    ]
+
+    async def race(first: Entity, request_id: UUID) -> tuple[object, object]:
+        retry = repository.create(new_entity("retry", request_id=request_id))
+        delete = repository.delete(OWNER, first.id)
+        return await asyncio.gather(retry, delete, return_exceptions=True)
+
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*(race(f, r) for f, r in zip(firsts, requests, strict=True))), timeout=60
+    )
+    for first, (retried, deleted) in zip(firsts, outcomes, strict=True):
+        assert deleted is True
+        if isinstance(retried, CreatedEntityDeleted):
+            assert retried.entity_id == first.id
+        else:
+            assert retried == first, f"a retry answered {retried!r}"
+    assert (await repository.list(OWNER, None, 10)).entities == [], "no entity came back"
 
 
 # ---------------------------------------------------------------- list
@@ -376,3 +418,41 @@ async def test_database_accepts_the_longest_values_the_domain_accepts(
     repository = PostgresEntityRepository(dummy_pool)
     created = await repository.create(new_entity(name, description))
     assert await repository.get(OWNER, created.id) == created
+
+
+@pytest.mark.integration
+async def test_migration_2_keeps_the_keys_of_entities_created_before_it(
+    postgres_server: PostgresServer,
+) -> None:
+    """0002 moves request_id from the entity's row to create_requests: a retry of a create
+    made before the migration still returns its entity."""
+    name = f"dummy_migration_{uuid4().hex}"
+    admin = await asyncpg.connect(postgres_server.dsn())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        connection = await asyncpg.connect(postgres_server.dsn(name))
+        migrations = load_migrations(files("dummy") / "migrations")
+        try:
+            await apply_migrations(connection, [m for m in migrations if m.version == 1])
+            instant = datetime(2026, 1, 2, tzinfo=UTC)
+            await connection.execute(
+                "INSERT INTO entities VALUES ($1, $2, 'kept', '', $3, $4, $4)",
+                MISSING,
+                OWNER,
+                REQUEST,
+                instant,
+            )
+            await apply_migrations(connection, migrations)
+        finally:
+            await connection.close()
+        pool = await asyncpg.create_pool(postgres_server.dsn(name), min_size=1, max_size=1)
+        try:
+            retried = await PostgresEntityRepository(pool).create(
+                new_entity("retry", request_id=REQUEST)
+            )
+        finally:
+            await pool.close()
+        assert (retried.id, retried.name, retried.created_at) == (MISSING, "kept", instant)
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()

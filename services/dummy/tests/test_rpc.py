@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from dummy.domain import PageCursor
-from dummy.errors import OwnersUnavailable, UnknownOwner
+from dummy.errors import CreatedEntityDeleted, OwnersUnavailable, UnknownOwner
 from dummy.owners import InMemoryOwners
 from dummy.repository import InMemoryEntityRepository
 from dummy.rpc.create_entity import create_entity
@@ -120,6 +120,19 @@ async def test_create_entity_with_request_id_is_idempotent(
     assert again == first
     listed = await list_entities(pb.ListEntitiesRequest(owner_id=str(OWNER)), repository)
     assert [e.id for e in listed.entities] == [first.id]
+
+
+async def test_create_entity_retried_after_its_entity_was_deleted_is_failed_precondition(
+    repository: InMemoryEntityRepository,
+) -> None:
+    request = pb.CreateEntityRequest(owner_id=str(OWNER), name="once", request_id=str(uuid4()))
+    first = (await create_entity(request, repository, InMemoryOwners())).entity
+    await delete_entity(pb.DeleteEntityRequest(owner_id=str(OWNER), id=first.id), repository)
+    await expect_failure(
+        create_entity(request, repository, InMemoryOwners()), Failure(CreatedEntityDeleted)
+    )
+    listed = await list_entities(pb.ListEntitiesRequest(owner_id=str(OWNER)), repository)
+    assert list(listed.entities) == []
 
 
 async def test_create_entity_for_an_owner_who_is_not_a_user_stores_nothing(

@@ -3,6 +3,7 @@
     DummyError
     ├── EntityNotFound         (NotFound)            no entity with this id for this owner
     ├── UnknownOwner           (FailedPrecondition)  the owner is not a user
+    ├── CreatedEntityDeleted   (FailedPrecondition)  a create retried after its entity was deleted
     ├── OwnersUnavailable      (Unavailable)         the user service could not be asked
     └── StorageUnavailable     (Unavailable)         from servicekit: the database is unreachable
 
@@ -29,6 +30,18 @@ class EntityNotFound(DummyError, NotFound):
 class UnknownOwner(DummyError, FailedPrecondition):
     def __init__(self, owner_id: UUID) -> None:
         super().__init__(f"owner_id {owner_id} is not a user")
+
+
+class CreatedEntityDeleted(DummyError, FailedPrecondition):
+    """A CreateEntity retried with its request_id after the entity it created was deleted:
+    the key is spent, and the entity is not created again."""
+
+    def __init__(self, request_id: UUID, entity_id: UUID) -> None:
+        super().__init__(
+            f"request_id {request_id} already created entity {entity_id}, which has since "
+            "been deleted; send a new request_id to create another entity"
+        )
+        self.entity_id = entity_id
 
 
 class OwnersUnavailable(DummyError, Unavailable):

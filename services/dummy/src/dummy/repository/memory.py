@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from dummy.domain import Entity, EntityChanges, NewEntity, Page, PageCursor
+from dummy.errors import CreatedEntityDeleted
 from servicekit.fakes import StorageSwitch
 
 
@@ -22,9 +23,11 @@ class InMemoryEntityRepository(StorageSwitch):
     async def create(self, new: NewEntity) -> Entity:
         self._check_available()
         if new.request_id is not None:
-            existing = self._by_request.get((new.owner_id, new.request_id))
-            if existing is not None:
-                return self._entities[existing]
+            first = self._by_request.get((new.owner_id, new.request_id))
+            if first is not None:
+                if first not in self._entities:
+                    raise CreatedEntityDeleted(new.request_id, first)
+                return self._entities[first]
         now = datetime.now(UTC)
         entity = Entity(uuid4(), new.owner_id, new.name, new.description, now, now)
         self._entities[entity.id] = entity
@@ -68,6 +71,5 @@ class InMemoryEntityRepository(StorageSwitch):
     async def delete(self, owner_id: UUID, entity_id: UUID) -> bool:
         if await self.get(owner_id, entity_id) is None:
             return False
-        del self._entities[entity_id]
-        self._by_request = {k: v for k, v in self._by_request.items() if v != entity_id}
+        del self._entities[entity_id]  # its request_id stays spent, as in create_requests
         return True

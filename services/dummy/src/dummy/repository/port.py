@@ -15,7 +15,8 @@ from dummy.domain import Entity, EntityChanges, NewEntity, Page, PageCursor
 class EntityRepository(Protocol):
     async def create(self, new: NewEntity) -> Entity:
         """Store a new entity; with a request_id already used by this owner, return
-        the entity stored then instead."""
+        the entity stored then instead (as it is now), or raise CreatedEntityDeleted
+        when that entity has been deleted since. Safe against a concurrent delete."""
         ...
 
     async def get(self, owner_id: UUID, entity_id: UUID) -> Entity | None: ...

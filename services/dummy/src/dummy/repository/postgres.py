@@ -7,9 +7,41 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from dummy.domain import Entity, EntityChanges, NewEntity, Page, PageCursor
+from dummy.errors import CreatedEntityDeleted
 from servicekit.postgres import storage_errors
 
 _COLUMNS = "id, owner_id, name, description, created_at, updated_at"
+
+# The clock is read once, so that a new entity's updated_at equals its created_at: two
+# clock_timestamp() calls may fall a microsecond apart.
+_INSERT = f"""
+INSERT INTO entities (id, owner_id, name, description, created_at, updated_at)
+SELECT $1, $2, $3, $4, clock.now, clock.now FROM (SELECT clock_timestamp() AS now) AS clock
+RETURNING {_COLUMNS}
+"""
+
+# One statement, so one transaction: the key is claimed and the entity stored together
+# or not at all. When another request holds the key, nothing is inserted (no row back).
+_CLAIM_AND_INSERT = f"""
+WITH claimed AS (
+    INSERT INTO create_requests (owner_id, request_id, entity_id, created_at)
+    SELECT $2, $5, $1, clock_timestamp()
+    ON CONFLICT (owner_id, request_id) DO NOTHING
+    RETURNING entity_id, created_at
+)
+INSERT INTO entities (id, owner_id, name, description, created_at, updated_at)
+SELECT claimed.entity_id, $2, $3, $4, claimed.created_at, claimed.created_at FROM claimed
+RETURNING {_COLUMNS}
+"""
+
+# The entity a spent key created: its columns are NULL when it has been deleted.
+_FIRST_OF_REQUEST = """
+SELECT request.entity_id, entity.id, entity.owner_id, entity.name, entity.description,
+       entity.created_at, entity.updated_at
+FROM create_requests AS request
+LEFT JOIN entities AS entity ON entity.id = request.entity_id
+WHERE request.owner_id = $1 AND request.request_id = $2
+"""
 
 
 def _entity(row: asyncpg.Record) -> Entity:
@@ -28,32 +60,33 @@ class PostgresEntityRepository:
         self._pool = pool
 
     async def create(self, new: NewEntity) -> Entity:
+        entity_id = uuid4()
         async with storage_errors():
-            # The clock is read once, so that a new entity's updated_at equals its
-            # created_at: two clock_timestamp() calls may fall a microsecond apart.
+            if new.request_id is None:
+                row = await self._pool.fetchrow(
+                    _INSERT, entity_id, new.owner_id, new.name, new.description
+                )
+                assert row is not None, "INSERT ... RETURNING returns its row"
+                return _entity(row)
             row = await self._pool.fetchrow(
-                f"""
-                INSERT INTO entities
-                    (id, owner_id, name, description, request_id, created_at, updated_at)
-                SELECT $1, $2, $3, $4, $5, clock.now, clock.now
-                FROM (SELECT clock_timestamp() AS now) AS clock
-                ON CONFLICT (owner_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
-                RETURNING {_COLUMNS}
-                """,
-                uuid4(),
+                _CLAIM_AND_INSERT,
+                entity_id,
                 new.owner_id,
                 new.name,
                 new.description,
                 new.request_id,
             )
-            if row is None:  # a retry of a create that already happened
-                row = await self._pool.fetchrow(
-                    f"SELECT {_COLUMNS} FROM entities WHERE owner_id = $1 AND request_id = $2",
-                    new.owner_id,
-                    new.request_id,
-                )
-        assert row is not None, "the conflicting row exists: rows are never deleted in between"
-        return _entity(row)
+            if row is not None:
+                return _entity(row)
+            # The key was spent by an earlier request (ON CONFLICT waited for it to commit;
+            # this statement's snapshot sees it). Key rows are never deleted, so it is there;
+            # its entity may have been deleted since, before or while this retry ran.
+            first = await self._pool.fetchrow(_FIRST_OF_REQUEST, new.owner_id, new.request_id)
+        if first is None:
+            raise RuntimeError(f"create_requests lost the key {new.request_id}: rows are kept")
+        if first["id"] is None:
+            raise CreatedEntityDeleted(new.request_id, first["entity_id"])
+        return _entity(first)
 
     async def get(self, owner_id: UUID, entity_id: UUID) -> Entity | None:
         async with storage_errors():
