@@ -16,7 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.workspace import Member, Workspace, WorkspaceError
+from harness import WorkspaceError
+from harness.workspace import Member, Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 

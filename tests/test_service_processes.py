@@ -22,7 +22,8 @@ from fixtures.factories import (
     CreateUserRequestFactory,
 )
 from fixtures.inprocess import InProcess, NewOwner
-from harness.process import ServiceProcess, ServiceStartError
+from harness import ServiceStartError
+from harness.process import ServiceProcess
 from user.v1 import user_pb2, user_pb2_grpc
 
 # runs Postgres and/or service processes

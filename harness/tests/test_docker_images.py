@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from harness.backends.docker import DockerBackendError, require_current_image, require_image
+from harness import DockerBackendError
+from harness.backends.docker import require_current_image, require_image
 from harness.services import ServiceSpec
 from harness.workspace import SOURCE_DIGEST_LABEL
 

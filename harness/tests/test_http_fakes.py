@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from harness import HttpFakeError, HttpFakeServer
 from harness.browser import browser_client, is_loopback
-from harness.http_fakes import HttpFakeError, HttpFakeServer
 from harness.services import ServiceSpec
 
 

@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from dummy.v1 import dummy_pb2, dummy_pb2_grpc
+from harness import MockError, MockVerificationError, UnknownRpcError
 from harness.mocks import (
     NEVER_PROMISED,
     Abort,
@@ -30,9 +31,6 @@ from harness.mocks import (
     GrpcMock,
     GrpcMocks,
     Metadata,
-    MockError,
-    MockVerificationError,
-    UnknownRpcError,
     contract_status_block,
     contract_status_codes,
 )
@@ -836,6 +834,7 @@ import json, sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from dummy.v1 import dummy_pb2, dummy_pb2_grpc
+from harness import MockError, MockVerificationError, UnknownRpcError
 
 with grpc.insecure_channel(sys.argv[1]) as channel:
     grpc.channel_ready_future(channel).result(timeout=10)
@@ -888,6 +887,7 @@ from __future__ import annotations
 import grpc
 
 from dummy.v1 import dummy_pb2, dummy_pb2_grpc
+from harness import MockError, MockVerificationError, UnknownRpcError
 from harness.mocks import Call, GrpcMock
 
 

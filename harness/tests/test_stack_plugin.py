@@ -136,7 +136,7 @@ import grpc
 import pytest
 
 from common import UNKNOWN_OWNER, create_entity, new_owner
-from harness.stack import StackError
+from harness import StackError
 from user.v1 import user_pb2, user_pb2_grpc
 
 
@@ -212,7 +212,7 @@ GRPC_MOCKS = """
 import grpc
 import pytest
 
-from harness.mocks import MockError
+from harness import MockError
 from user.v1 import user_pb2, user_pb2_grpc
 
 

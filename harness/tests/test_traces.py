@@ -25,11 +25,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from harness import TraceAssertionError
 from harness.traces import (
     LogRecords,
     Span,
     Trace,
-    TraceAssertionError,
     TraceReceiver,
     assert_logs_carry_trace,
     spans_from_request,

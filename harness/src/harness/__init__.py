@@ -12,15 +12,24 @@ from harness.config import HarnessConfig
 from harness.databases import CleanStrategy, Databases, DatabaseSpec, databases_from_templates
 from harness.errors import (
     DatabaseSetupError,
+    DockerBackendError,
     HarnessError,
+    HttpFakeError,
     LinkError,
+    MockError,
+    MockVerificationError,
     PostgresFaultError,
     PostgresNotFoundError,
     PostgresStartError,
+    ServiceStartError,
+    StackError,
+    TraceAssertionError,
+    UnknownRpcError,
+    WorkspaceError,
 )
 from harness.faults import FaultEntry, FaultJournal, Link, LinkStats, PostgresControl
 from harness.http_fakes import HttpFakeServer
-from harness.mocks import Abort, Call, GrpcMock, GrpcMocks, MockError, MockVerificationError
+from harness.mocks import Abort, Call, GrpcMock, GrpcMocks
 from harness.postgres import (
     PostgresBinaries,
     PostgresServer,
@@ -29,9 +38,9 @@ from harness.postgres import (
     run_postgres,
 )
 from harness.services import ServiceSpec, workspace_services
-from harness.stack import Stack, StackError, StackRequest
+from harness.stack import Stack, StackRequest
 from harness.stack_fixtures import HarnessHost, StackView
-from harness.traces import Span, Trace, TraceAssertionError, TraceReceiver
+from harness.traces import Span, Trace, TraceReceiver
 
 __all__ = [
     "Abort",
@@ -40,6 +49,7 @@ __all__ = [
     "DatabaseSetupError",
     "DatabaseSpec",
     "Databases",
+    "DockerBackendError",
     "FaultEntry",
     "FaultJournal",
     "GrpcMock",
@@ -47,6 +57,7 @@ __all__ = [
     "HarnessConfig",
     "HarnessError",
     "HarnessHost",
+    "HttpFakeError",
     "HttpFakeServer",
     "Link",
     "LinkError",
@@ -60,6 +71,7 @@ __all__ = [
     "PostgresServer",
     "PostgresStartError",
     "ServiceSpec",
+    "ServiceStartError",
     "Span",
     "Stack",
     "StackError",
@@ -68,6 +80,8 @@ __all__ = [
     "Trace",
     "TraceAssertionError",
     "TraceReceiver",
+    "UnknownRpcError",
+    "WorkspaceError",
     "databases_from_templates",
     "find_postgres_binaries",
     "reap_stale_servers",

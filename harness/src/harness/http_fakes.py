@@ -30,16 +30,12 @@ from typing import Self
 
 import httpx
 
-from harness.errors import HarnessError
+from harness.errors import HttpFakeError
 
 Handler = Callable[[httpx.Request], httpx.Response]
 MAX_BODY_BYTES = 16 * 1024 * 1024
 # Headers the server itself writes (the body is re-framed with its own length).
 _FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
-
-
-class HttpFakeError(HarnessError):
-    """A fake raised while answering a request, or the server was misused."""
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,9 @@ synchronous fixture waiting on a container) and whatever the loop scope of the t
 Async ``responds`` functions run on the loop that programmed them, so they may await
 that loop's objects.
 
-Errors::
-
-    HarnessError
-    └── MockError              the mock was programmed or used wrongly (raised at once)
-        └── UnknownRpcError    no RPC of that name in the service (also an AttributeError)
-    AssertionError
-    └── MockVerificationError  a verify() expectation failed; shows the calls received
+Errors (in :mod:`harness.errors`): :class:`MockError` when the mock is programmed or
+used wrongly (raised at once), :class:`UnknownRpcError` for an RPC the service lacks,
+:class:`MockVerificationError` (an AssertionError) when a ``verify()`` expectation fails.
 """
 
 from __future__ import annotations
@@ -47,7 +43,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from harness._loop import BackgroundLoop
-from harness.errors import HarnessError
+from harness.errors import MockError, MockVerificationError, UnknownRpcError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -66,9 +62,6 @@ __all__ = [
     "GrpcMock",
     "GrpcMocks",
     "Metadata",
-    "MockError",
-    "MockVerificationError",
-    "UnknownRpcError",
     "Verification",
     "contract_status_block",
     "contract_status_codes",
@@ -86,18 +79,6 @@ NEVER_PROMISED = frozenset({grpc.StatusCode.OK, grpc.StatusCode.UNKNOWN, grpc.St
 contract of the kit says "No request, however malformed, gets UNKNOWN or INTERNAL"."""
 
 _PREFIX = "harness.mocks"
-
-
-class MockError(HarnessError):
-    """The mock was programmed or used wrongly; raised where the mistake is made."""
-
-
-class UnknownRpcError(MockError, AttributeError):
-    """The service has no RPC of that name (an AttributeError too, as for a real stub)."""
-
-
-class MockVerificationError(AssertionError):
-    """A ``verify()`` expectation failed; the message shows the calls actually received."""
 
 
 class Abort(Exception):

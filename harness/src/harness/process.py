@@ -22,13 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, ServiceStartError
 
 LOG_TAIL_LINES = 200
-
-
-class ServiceStartError(HarnessError):
-    """A service process exited or stayed silent before it started serving."""
 
 
 @dataclass

@@ -44,6 +44,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from harness.errors import TraceAssertionError
+
 if TYPE_CHECKING:
     from types import TracebackType
 
@@ -73,10 +75,6 @@ _STATUSES: dict[int, SpanStatus] = {
 GRPC_STATUS_ATTRIBUTE = "rpc.grpc.status_code"
 DB_SYSTEM_ATTRIBUTES = ("db.system", "db.system.name")
 _GRPC_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
-
-
-class TraceAssertionError(AssertionError):
-    """A trace does not have the expected shape; the message shows the trace as a tree."""
 
 
 # ---------------------------------------------------------------------------- spans

@@ -18,14 +18,12 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.errors import WorkspaceError
+
 # The image label that names the sources an image was built from (Workspace.source_digest):
 # scripts/images.py sets it, the docker backend refuses an image whose label disagrees
 # with the checkout, rather than test old code.
 SOURCE_DIGEST_LABEL = "kit.source-digest"
-
-
-class WorkspaceError(Exception):
-    """The workspace's pyproject files describe an impossible graph."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
 from harness._loop import BackgroundLoop
-from harness.errors import HarnessError
+from harness.errors import DockerBackendError
 from harness.postgres import _process_alive, _process_start_time, alter_system
 from harness.services import ServiceSpec
 from harness.workspace import SOURCE_DIGEST_LABEL
@@ -42,10 +42,6 @@ OWNER_LABEL = "harness.owner"  # "<pid>-<process start time>" of the test proces
 POSTGRES_PASSWORD = "harness"  # noqa: S105 - a throwaway server on loopback, for tests only
 HOST_ALIAS = "host.docker.internal"
 START_TIMEOUT = 60.0
-
-
-class DockerBackendError(HarnessError):
-    """A container did not start, did not get healthy, or an image is missing."""
 
 
 def owner_label() -> str:
