@@ -8,8 +8,8 @@ telemetry), with no copy of their set-up here:
   logging, telemetry, pool, ``create_server`` and its handler wrappers, signals), whose
   one method ``/bench.floor.v1.Floor/Echo`` returns its request bytes: a unary call
   with no work in it. Its pool is to its own empty database, idle.
-- ``BENCH_FLOOR_ROLE=gateway``: the gateway's ``main`` (settings, telemetry, tracing
-  middleware, uvicorn configuration), its app factory wrapped to add two routes:
+- ``BENCH_FLOOR_ROLE=gateway``: the gateway's ``main`` (settings, workers, telemetry,
+  tracing middleware, uvicorn configuration), given an app factory that adds two routes:
   ``GET /floor/bare`` (a small JSON answer, nothing called) and ``GET /floor/echo``
   (two ``Echo`` calls, one after the other, through ``servicekit.channels.service_channel``:
   the shape of ``GET /user/me``, which calls auth then user).
@@ -76,42 +76,36 @@ def run_echo() -> None:
         run_main(definition, FloorSettings)
 
 
-def run_gateway() -> None:
-    """The gateway's own ``main``, with the floor routes added by its app factory.
-
-    The factory is replaced on ``gateway.app`` before the gateway's entry modules are
-    imported, so whichever of them builds the app (``from gateway.app import
-    create_app``) gets the wrapped one."""
-    from fastapi import FastAPI
-
-    import gateway.app
+def create_floor_app(settings: Any, clients: Any) -> Any:
+    """The gateway's app with the two floor routes (module level: with several gateway
+    workers it is pickled to each of them)."""
+    from gateway.app import create_app
     from servicekit.channels import service_channel
 
-    echo_address = os.environ[ECHO_ADDRESS_VARIABLE]
-    create_app = gateway.app.create_app
+    app = create_app(settings, clients)
+    # Made here, inside the running event loop, like the gateway's own channels.
+    channel = service_channel(os.environ[ECHO_ADDRESS_VARIABLE])
+    echo = channel.unary_unary(ECHO_METHOD, request_serializer=None, response_deserializer=None)
 
-    def create_floor_app(*args: Any, **kwargs: Any) -> FastAPI:
-        app = create_app(*args, **kwargs)
-        # Made here, inside the running event loop, like the gateway's own channels.
-        channel = service_channel(echo_address)
-        echo = channel.unary_unary(ECHO_METHOD, request_serializer=None, response_deserializer=None)
+    @app.get("/floor/bare", include_in_schema=False)
+    async def bare() -> dict[str, bool]:
+        return {"ok": True}
 
-        @app.get("/floor/bare", include_in_schema=False)
-        async def bare() -> dict[str, bool]:
-            return {"ok": True}
+    @app.get("/floor/echo", include_in_schema=False)
+    async def echo_twice() -> dict[str, int]:
+        first = await echo(ECHO_PAYLOAD, timeout=10)
+        second = await echo(ECHO_PAYLOAD, timeout=10)
+        return {"bytes": len(first) + len(second)}
 
-        @app.get("/floor/echo", include_in_schema=False)
-        async def echo_twice() -> dict[str, int]:
-            first = await echo(ECHO_PAYLOAD, timeout=10)
-            second = await echo(ECHO_PAYLOAD, timeout=10)
-            return {"bytes": len(first) + len(second)}
+    return app
 
-        return app
 
-    gateway.app.create_app = create_floor_app
+def run_gateway() -> None:
+    """The gateway's own ``main`` (settings, workers, telemetry, uvicorn), its app made
+    by :func:`create_floor_app`."""
     from gateway.main import main
 
-    main()
+    main(app_factory=create_floor_app)
 
 
 def main() -> int:

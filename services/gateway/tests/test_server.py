@@ -27,12 +27,13 @@ pytestmark = pytest.mark.integration
 SOCKET_TIMEOUT = 5.0
 
 
-def start_gateway(log_path: Path) -> ServiceProcess:
+def start_gateway(log_path: Path, workers: int = 1) -> ServiceProcess:
     process = ServiceProcess(
         name="gateway",
         module="gateway",
         env={
             "GATEWAY_PORT": "0",
+            "GATEWAY_WORKERS": str(workers),
             "GATEWAY_ENVIRONMENT": "production",
             "GATEWAY_SHUTDOWN_GRACE_SECONDS": "10",
             # nothing listens there: the routes used here answer without the services
@@ -356,10 +357,11 @@ class Client:
             connection.close()
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_answers_every_request_already_sent_or_closes_before_one_is(
-    tmp_path: Path,
+    tmp_path: Path, workers: int
 ) -> None:
-    process = start_gateway(tmp_path / "gateway.log")
+    process = start_gateway(tmp_path / "gateway.log", workers)
     assert process.port is not None
     port = process.port
     busy = [Client(port) for _ in range(6)]  # back to back, as a loaded proxy would

@@ -50,6 +50,7 @@ import socket
 import struct
 import termios
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httptools
@@ -299,11 +300,21 @@ def _address(client: tuple[str, int] | None) -> str:
 
 class AnnouncingServer(uvicorn.Server):
     """uvicorn, and once it listens the one JSON "serving" line (with the bound port, so
-    port 0 works) that launchers wait for, as every service of the kit logs it."""
+    port 0 works) that launchers wait for, as every service of the kit logs it; or, for a
+    worker, ``on_serving`` (its supervisor announces the gateway once all serve)."""
+
+    def __init__(
+        self, config: uvicorn.Config, on_serving: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(config)
+        self.on_serving = on_serving
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.should_exit:  # the bind failed; uvicorn says why
+            return
+        if self.on_serving is not None:
+            self.on_serving()
             return
         port = self.servers[0].sockets[0].getsockname()[1] if self.servers else 0
         logger.info(

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity: what a container's cpuset allows)."""
+    return len(os.sched_getaffinity(0))
 
 
 class GatewaySettings(BaseSettings):
@@ -38,6 +44,10 @@ class GatewaySettings(BaseSettings):
         default=False,
         description="a log line per request; off: only 5xx answers and slow requests",
     )
+    workers: int | Literal["auto"] = Field(
+        default=1,
+        description="HTTP worker processes on one socket; auto: one per CPU this process may use",
+    )
     slow_request_seconds: float = Field(
         default=1.0, gt=0, description="a request at least this slow is always logged"
     )
@@ -61,6 +71,17 @@ class GatewaySettings(BaseSettings):
                     "(e.g. https://app.example.com)"
                 )
         return origins
+
+    @field_validator("workers")
+    @classmethod
+    def _at_least_one_worker(cls, workers: int | str) -> int | str:
+        if isinstance(workers, int) and workers < 1:
+            raise ValueError(f"{workers} workers: at least 1, or auto (one per CPU)")
+        return workers
+
+    @property
+    def worker_count(self) -> int:
+        return available_cpus() if self.workers == "auto" else self.workers
 
     @property
     def is_local(self) -> bool:
