@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -131,3 +133,21 @@ def test_a_worker_count_that_is_not_a_positive_number_or_auto_is_refused(
     monkeypatch.setenv("GATEWAY_WORKERS", value)
     with pytest.raises(ValueError, match="workers"):
         GatewaySettings()
+
+
+def test_a_worker_that_fails_before_it_serves_stops_the_gateway_with_exit_code_1() -> None:
+    # a setting only a worker reads (its telemetry's), broken: every worker would fail
+    env = {
+        **os.environ,
+        "GATEWAY_PORT": "0",
+        "GATEWAY_WORKERS": "2",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+        "OTEL_BSP_SCHEDULE_DELAY": "soon",
+    }
+    finished = subprocess.run(
+        [sys.executable, "-m", "gateway"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert finished.returncode == 1, finished.stderr
+    assert "OTEL_BSP_SCHEDULE_DELAY" in finished.stderr  # the worker's own error
+    assert "a gateway worker exited before it served" in finished.stderr + finished.stdout
+    assert '"serving"' not in finished.stderr + finished.stdout
