@@ -19,7 +19,7 @@ from harness import (
     run_postgres,
 )
 from harness._loop import BackgroundLoop
-from harness.postgres import _process_alive
+from harness.owner import process_alive
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -138,7 +138,7 @@ def test_the_server_runs_unprivileged_and_leaves_nothing_behind() -> None:
         assert running.data_dir.is_dir()
 
     assert not running.directory.exists()
-    assert not _process_alive(running.pid)
+    assert not process_alive(running.pid)
 
 
 def test_case_folding_goes_beyond_ascii(server: PostgresServer, loop: BackgroundLoop) -> None:

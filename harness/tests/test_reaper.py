@@ -9,12 +9,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.announcements import wait_for_announcement
-from harness.postgres import (
-    _process_alive,
-    find_postgres_binaries,
-    reap_stale_servers,
-    run_postgres,
-)
+from harness.owner import process_alive
+from harness.postgres import find_postgres_binaries, reap_stale_servers, run_postgres
 
 # runs Postgres (and pytest runs of its own)
 pytestmark = pytest.mark.integration
@@ -63,13 +59,13 @@ def test_the_next_run_reaps_a_killed_runs_server(pytester: pytest.Pytester) -> N
             killed_run.kill()  # SIGKILL: no teardown runs, the server is orphaned
     pid, directory = int(str(announcement["pid"])), Path(str(announcement["directory"]))
     shm_id = int((directory / "data" / "postmaster.pid").read_text().splitlines()[6].split()[1])
-    assert _process_alive(pid), "the killed run's server should outlive it"
+    assert process_alive(pid), "the killed run's server should outlive it"
     assert shm_id in shared_memory_ids()
 
     result = pytester.runpytest("test_after.py")
 
     result.assert_outcomes(passed=1)
-    assert not _process_alive(pid), "the leftover server was not killed"
+    assert not process_alive(pid), "the leftover server was not killed"
     assert not directory.exists(), "the leftover directory was not deleted"
     assert shm_id not in shared_memory_ids(), "the leftover shared memory was not removed"
 
@@ -80,4 +76,4 @@ def test_a_live_runs_server_is_not_reaped() -> None:
 
         assert server.directory not in reaped
         assert server.directory.exists()
-        assert _process_alive(server.pid)
+        assert process_alive(server.pid)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import os
 import socket
 import struct
 import time
@@ -33,42 +32,32 @@ from testcontainers.core.network import Network
 
 from harness._loop import BackgroundLoop
 from harness.errors import DockerBackendError
-from harness.postgres import _process_alive, _process_start_time, alter_system
+from harness.owner import current_owner, owner_gone
+from harness.postgres import alter_system
 from harness.services import ServiceSpec
 from harness.workspace import SOURCE_DIGEST_LABEL
 
 LABEL = "harness"
-OWNER_LABEL = "harness.owner"  # "<pid>-<process start time>" of the test process
+OWNER_LABEL = "harness.owner"  # the test process (harness.owner.current_owner)
 POSTGRES_PASSWORD = "harness"  # noqa: S105 - a throwaway server on loopback, for tests only
 HOST_ALIAS = "host.docker.internal"
 START_TIMEOUT = 60.0
 
 
-def owner_label() -> str:
-    pid = os.getpid()
-    return f"{pid}-{_process_start_time(pid) or 0}"
-
-
 def labels() -> dict[str, str]:
-    return {LABEL: "true", OWNER_LABEL: owner_label()}
+    return {LABEL: "true", OWNER_LABEL: current_owner()}
 
 
 def reap_stale_resources(client: docker.DockerClient) -> list[str]:
     """Remove the containers, then the networks, of harness runs whose process is gone."""
     reaped: list[str] = []
 
-    def stale(owner: str) -> bool:
-        pid, _, start = owner.partition("-")
-        return pid.isdigit() and not _process_alive(
-            int(pid), int(start) if start.isdigit() else None
-        )
-
     for container in client.containers.list(all=True, filters={"label": LABEL}):
-        if stale(container.labels.get(OWNER_LABEL, "")):
+        if owner_gone(container.labels.get(OWNER_LABEL, "")):
             container.remove(force=True, v=True)
             reaped.append(f"container {container.name}")
     for network in client.networks.list(filters={"label": LABEL}):
-        if stale(network.attrs.get("Labels", {}).get(OWNER_LABEL, "")):
+        if owner_gone(network.attrs.get("Labels", {}).get(OWNER_LABEL, "")):
             try:
                 network.remove()
                 reaped.append(f"network {network.name}")
