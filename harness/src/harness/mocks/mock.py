@@ -1,0 +1,289 @@
+"""The mock as tests use it: :class:`GrpcMock` (program, serve, verify) and :class:`GrpcMocks`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, cast
+
+import grpc
+from google.protobuf.message import Message
+
+from harness.errors import MockError, MockVerificationError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from google.protobuf.descriptor import ServiceDescriptor
+
+    # grpc-stubs makes the aio context generic; at run time it is a plain class.
+    _Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+
+from harness.mocks.script import Behaviour, Call, Script
+from harness.mocks.server import MockServer
+from harness.mocks.service import NEVER_PROMISED, Rpc, RpcRef, StubProxy, rpcs_of, service_of_stub
+from harness.mocks.verification import Verification
+
+__all__ = [
+    "GrpcMock",
+    "GrpcMocks",
+]
+
+
+Stub = TypeVar("Stub")
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+
+
+class GrpcMock(Generic[Stub]):
+    """A programmable stand-in for one gRPC service, built from its descriptor.
+
+    ``Stub`` is the service's generated *AsyncStub* (type checking only): ``GrpcMock.of``
+    infers it from the stub class; with the constructor, annotate the variable, e.g.
+    ``mock: GrpcMock[UserServiceAsyncStub] = GrpcMock(descriptor)``.
+
+    Every RPC of the service gets a handler; unary-unary RPCs can be programmed.
+    Streaming RPCs cannot (a :class:`MockError` at ``when()``, a type error under mypy):
+    calls to them are answered UNIMPLEMENTED and not recorded.
+
+    ``allowed_codes``: the error codes ``fails()`` and :class:`Abort` may use, e.g.
+    :func:`contract_status_codes` of the service's ``.proto``; default every code but
+    :data:`NEVER_PROMISED`. OK is never a failure.
+    """
+
+    def __init__(
+        self,
+        service: ServiceDescriptor,
+        *,
+        allowed_codes: Iterable[grpc.StatusCode] | None = None,
+    ) -> None:
+        self._service = service
+        self._rpcs = rpcs_of(service)
+        self._proxy = StubProxy(service.name, self._rpcs)
+        if allowed_codes is None:
+            allowed = frozenset(grpc.StatusCode) - NEVER_PROMISED
+        else:
+            allowed = frozenset(allowed_codes) - {grpc.StatusCode.OK}
+            if not allowed:
+                raise MockError("allowed_codes lists no error code")
+        self._script = Script(service.full_name, allowed)
+        self._server = MockServer(service, self._rpcs, self._script)
+
+    @classmethod
+    def of(
+        cls,
+        stub: Callable[[grpc.aio.Channel], Stub],
+        *,
+        allowed_codes: Iterable[grpc.StatusCode] | None = None,
+    ) -> GrpcMock[Stub]:
+        """A mock of the service of a generated stub class, e.g. ``UserServiceStub``.
+
+        Typed as ``GrpcMock[UserServiceAsyncStub]``: mypy picks the stub's overload that
+        takes a ``grpc.aio.Channel``. At run time the stub is built on a probe channel to
+        learn the service's name, whose descriptor is then taken from the default pool.
+        """
+        return cls(service_of_stub(stub), allowed_codes=allowed_codes)
+
+    def __repr__(self) -> str:
+        state = f"serving at {self.address}" if self._server.is_serving else "not serving"
+        return f"<GrpcMock {self.service_name} {state}>"
+
+    # -- the service ----------------------------------------------------------------------
+
+    @property
+    def service_name(self) -> str:
+        """The service's full name, e.g. ``user.v1.UserService`` (also its health name)."""
+        return self._service.full_name
+
+    @property
+    def rpc_names(self) -> tuple[str, ...]:
+        return tuple(self._rpcs)
+
+    @property
+    def allowed_codes(self) -> frozenset[grpc.StatusCode]:
+        return self._script.allowed_codes
+
+    def _select(self, selector: Callable[[Stub], object], *, programmable: bool = True) -> Rpc:
+        example = f"`lambda stub: stub.{next(iter(self._rpcs), 'Rpc')}`"
+        if not callable(selector):
+            raise MockError(f"select an RPC with a lambda, e.g. {example}; got {selector!r}")
+        selected = selector(cast("Stub", self._proxy))
+        if not isinstance(selected, RpcRef):
+            raise MockError(
+                f"the selector must return an RPC of the stub, e.g. {example}; it returned "
+                f"{selected!r}"
+            )
+        rpc = selected.rpc
+        if programmable and rpc.streaming:
+            raise MockError(
+                f"{self.service_name}.{rpc.name} is {rpc.streaming}; harness.mocks programs "
+                "and records unary-unary RPCs only"
+            )
+        return rpc
+
+    # -- programming ------------------------------------------------------------------------
+
+    def when(
+        self, rpc: Callable[[Stub], grpc.aio.UnaryUnaryMultiCallable[Req, Resp]]
+    ) -> Behaviour[Req, Resp]:
+        """Program an RPC, replacing what it was programmed with before.
+
+        ``rpc`` selects it from the stub: ``mock.when(lambda stub: stub.GetUser)``.
+        """
+        selected = self._select(rpc)
+        return Behaviour(self._script, selected, self._script.program(selected))
+
+    def reset(self) -> None:
+        """Forget every programmed behaviour, every recorded call and every error."""
+        self._script.reset()
+
+    # -- recording and verification -------------------------------------------------------
+
+    def calls(
+        self, rpc: Callable[[Stub], grpc.aio.UnaryUnaryMultiCallable[Req, Resp]]
+    ) -> list[Call[Req]]:
+        """The calls the selected RPC received, oldest first."""
+        return cast("list[Call[Req]]", self._script.calls_of(self._select(rpc)))
+
+    def all_calls(self) -> list[Call[Message]]:
+        """Every call the mock received, oldest first."""
+        return self._script.all_calls()
+
+    def verify(
+        self, rpc: Callable[[Stub], grpc.aio.UnaryUnaryMultiCallable[Req, Resp]]
+    ) -> Verification[Req]:
+        """Expectations on the selected RPC's calls: ``mock.verify(...).called_once_with(r)``."""
+        return Verification(self._script, self._select(rpc))
+
+    @property
+    def errors(self) -> list[str]:
+        """Mistakes found while answering (a ``responds()`` function raised, returned the
+        wrong type or aborted with a code not allowed); each call got UNKNOWN."""
+        return self._script.errors
+
+    def assert_no_errors(self) -> None:
+        """Raise :class:`MockVerificationError` listing :attr:`errors`, if any."""
+        errors = self.errors
+        if errors:
+            listed = "\n".join(f"  - {error}" for error in errors)
+            raise MockVerificationError(
+                f"{self.service_name} mock: errors while answering:\n{listed}"
+            )
+
+    # -- serving ----------------------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """``host:port`` the server is bound to (as given to ``serve``); MockError if stopped."""
+        return self._server.address
+
+    @property
+    def port(self) -> int:
+        """The bound port (the one chosen when ``serve`` was given port 0)."""
+        return self._server.port
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on ``host:port`` (0: a free port) with health checking; return ``host:port``.
+
+        ``host`` decides who can reach it: 127.0.0.1 for this machine, ``0.0.0.0`` or a
+        Docker bridge address for containers. Health answers SERVING for ``""`` and for
+        :attr:`service_name`. The server runs on a thread of its own; see the module doc.
+        """
+        return await asyncio.to_thread(self.start, host, port)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Report NOT_SERVING and stop; calls in flight get ``grace`` seconds. Idempotent."""
+        await asyncio.to_thread(self.close, grace)
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """:meth:`serve` for synchronous code (fixtures, scripts): blocks until listening."""
+        self._server.start(host, port)
+        return self.address
+
+    def close(self, grace: float | None = None) -> None:
+        """:meth:`stop` for synchronous code. Idempotent."""
+        self._server.close(grace)
+
+    @contextlib.contextmanager
+    def serving(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+        """``with mock.serving(...) as address:`` start, give the address, close."""
+        address = self.start(host, port)
+        try:
+            yield address
+        finally:
+            self.close()
+
+    @contextlib.asynccontextmanager
+    async def channel(self) -> AsyncIterator[grpc.aio.Channel]:
+        """A client channel to the mock, on the caller's loop.
+
+        Serves on 127.0.0.1, port 0, for the block when the mock is not serving yet.
+        """
+        started = not self._server.is_serving
+        if started:
+            await self.serve()
+        try:
+            async with grpc.aio.insecure_channel(self._server.client_target()) as channel:
+                yield channel
+        finally:
+            if started:
+                await self.stop()
+
+
+class GrpcMocks:
+    """Makes mocks and closes them all: what a fixture wraps.
+
+    ::
+
+        with GrpcMocks() as mocks:
+            users = mocks.of(user_pb2_grpc.UserServiceStub)
+            ...
+    """
+
+    def __init__(self) -> None:
+        self._mocks: list[GrpcMock[Any]] = []
+
+    def of(
+        self,
+        stub: Callable[[grpc.aio.Channel], Stub],
+        *,
+        allowed_codes: Iterable[grpc.StatusCode] | None = None,
+    ) -> GrpcMock[Stub]:
+        """:meth:`GrpcMock.of`, closed with the others."""
+        mock = GrpcMock.of(stub, allowed_codes=allowed_codes)
+        self._mocks.append(mock)
+        return mock
+
+    def add(self, mock: GrpcMock[Stub]) -> GrpcMock[Stub]:
+        """Take a mock built otherwise (e.g. from a descriptor) to close it with the others."""
+        self._mocks.append(mock)
+        return mock
+
+    def close(self) -> None:
+        """Stop every mock still serving."""
+        for mock in self._mocks:
+            mock.close()
+
+    def assert_no_errors(self) -> None:
+        """:meth:`GrpcMock.assert_no_errors` of every mock, one message for all."""
+        problems = []
+        for mock in self._mocks:
+            try:
+                mock.assert_no_errors()
+            except MockVerificationError as error:
+                problems.append(str(error))
+        if problems:
+            raise MockVerificationError("\n".join(problems))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,316 @@
+"""What a mock answers: the calls it records, the programs (steps of outcomes) it follows,
+the errors its answers hit, all owned by one :class:`Script`; and :class:`Behaviour`,
+how a test programs an RPC."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, cast
+
+import grpc
+from google.protobuf.message import Message
+
+from harness.errors import MockError
+
+if TYPE_CHECKING:
+    # grpc-stubs makes the aio context generic; at run time it is a plain class.
+    _Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+
+from harness.mocks.service import PREFIX, Metadata, Rpc, check_metadata
+
+__all__ = [
+    "Abort",
+    "Answer",
+    "Behaviour",
+    "Call",
+    "Fails",
+    "Outcome",
+    "Responds",
+    "Returns",
+    "Script",
+    "Step",
+    "check_response",
+]
+
+
+Stub = TypeVar("Stub")
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+
+
+class Abort(Exception):
+    """Raise from a ``responds()`` function to answer an error status instead of a response.
+
+    The status is checked against the mock's allowed codes, as ``fails()`` is.
+    """
+
+    def __init__(
+        self, code: grpc.StatusCode, details: str = "", *, trailing_metadata: Metadata = ()
+    ) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+        self.trailing_metadata = trailing_metadata
+
+
+@dataclass(frozen=True)
+class Call(Generic[Req]):
+    """One call the mock received: its request (deserialized), metadata, time and peer."""
+
+    rpc: str  # the RPC's name, e.g. "GetUser"
+    method: str  # the full method path, e.g. "/user.v1.UserService/GetUser"
+    request: Req
+    metadata: Metadata
+    at: datetime  # when it arrived (UTC), before any programmed delay
+    peer: str
+
+    def metadata_value(self, key: str) -> str | bytes | None:
+        """The first value of the invocation metadata ``key`` (lower case), or None."""
+        return next((value for name, value in self.metadata if name == key), None)
+
+
+@dataclass(frozen=True)
+class Returns:
+    response: Message
+
+    def describe(self) -> str:
+        return f"returns({self.response.DESCRIPTOR.name})"
+
+
+@dataclass(frozen=True)
+class Responds:
+    function: Callable[[Call[Any]], Any]
+    loop: asyncio.AbstractEventLoop | None  # where an async function must run
+
+    def describe(self) -> str:
+        return f"responds({getattr(self.function, '__qualname__', repr(self.function))})"
+
+
+@dataclass(frozen=True)
+class Fails:
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: Metadata
+
+    def describe(self) -> str:
+        return f"fails({self.code.name}, {self.details!r})"
+
+
+Outcome: TypeAlias = Returns | Responds | Fails
+
+
+@dataclass
+class Step:
+    outcome: Outcome | None = None
+    delay: float = 0.0
+    times: int | None = None  # None: once if another step follows, else every call
+    used: int = 0
+
+    def describe(self) -> str:
+        parts = [self.outcome.describe() if self.outcome else "no outcome"]
+        if self.delay:
+            parts.append(f"delays({self.delay})")
+        if self.times is not None:
+            parts.append(f"times({self.times})")
+        return ".".join(parts)
+
+
+@dataclass
+class Answer:
+    """What the handler decided, computed under the lock and then acted on."""
+
+    step: Step | None
+    unprogrammed: str = ""
+
+
+class Script:
+    """What a mock was programmed with and what it received, under one lock: the state that
+    programming (:class:`Behaviour`), answering (the server) and verification share."""
+
+    def __init__(self, service_name: str, allowed_codes: frozenset[grpc.StatusCode]) -> None:
+        self.service_name = service_name
+        self.allowed_codes = allowed_codes
+        self.lock = threading.Lock()  # held for every read and change of the script
+        self._programs: dict[str, list[Step]] = {}
+        self._calls: list[Call[Any]] = []
+        self._errors: list[str] = []
+
+    def check_code(self, code: object, rpc: Rpc, what: str) -> None:
+        if not isinstance(code, grpc.StatusCode):
+            raise MockError(f"{what}: expected a grpc.StatusCode, got {code!r}")
+        if code is grpc.StatusCode.OK:
+            raise MockError(f"{what}: OK is not a failure; use .returns() or .responds()")
+        if code not in self.allowed_codes:
+            allowed = ", ".join(sorted(c.name for c in self.allowed_codes))
+            raise MockError(
+                f"{what}: {self.service_name}.{rpc.name} must not answer {code.name}: the "
+                f"contract does not promise it (allowed: {allowed})"
+            )
+
+    def program(self, rpc: Rpc) -> list[Step]:
+        """A new program for ``rpc`` (one empty step), replacing the one it had."""
+        steps = [Step()]
+        with self.lock:
+            self._programs[rpc.name] = steps
+        return steps
+
+    def reset(self) -> None:
+        with self.lock:
+            self._programs.clear()
+            self._calls.clear()
+            self._errors.clear()
+
+    def calls_of(self, rpc: Rpc) -> list[Call[Any]]:
+        with self.lock:
+            return [call for call in self._calls if call.rpc == rpc.name]
+
+    def all_calls(self) -> list[Call[Message]]:
+        with self.lock:
+            return list(self._calls)
+
+    def other_calls_summary(self, rpc: Rpc) -> str:
+        counts: dict[str, int] = {}
+        for call in self.all_calls():
+            if call.rpc != rpc.name:
+                counts[call.rpc] = counts.get(call.rpc, 0) + 1
+        return ", ".join(f"{name} x{count}" for name, count in counts.items())
+
+    @property
+    def errors(self) -> list[str]:
+        with self.lock:
+            return list(self._errors)
+
+    def record_error(self, message: str) -> str:
+        with self.lock:
+            self._errors.append(message)
+        return message
+
+    def take_step(self, rpc: Rpc, call: Call[Any]) -> Answer:
+        with self.lock:
+            self._calls.append(call)
+            steps = self._programs.get(rpc.name)
+            if steps is None:
+                return Answer(
+                    None,
+                    f"{PREFIX}: {self.service_name}.{rpc.name} was not programmed; program "
+                    f"it with mock.when(lambda stub: stub.{rpc.name})",
+                )
+            for index, step in enumerate(steps):
+                limit = (
+                    step.times
+                    if step.times is not None
+                    else (1 if index < len(steps) - 1 else None)
+                )
+                if limit is None or step.used < limit:
+                    step.used += 1
+                    return Answer(step)
+            answered = ", ".join(f"{s.describe()} x{s.used}" for s in steps)
+            return Answer(
+                None,
+                f"{PREFIX}: {self.service_name}.{rpc.name}: its programmed answers are used "
+                f"up ({answered}); program more with mock.when(lambda stub: stub.{rpc.name})",
+            )
+
+
+class Behaviour(Generic[Req, Resp]):
+    """How one RPC answers, from ``mock.when(...)``; every method returns the behaviour.
+
+    A behaviour is a sequence of steps, each with one outcome (``returns``, ``responds``
+    or ``fails``), an optional ``delays`` and an optional ``times``; ``then()`` starts the
+    next step. Calls take the steps in order: a step answers ``times(n)`` calls, or one
+    call when another step follows it, or every remaining call when it is the last one.
+    Calls after the last step is used up get UNIMPLEMENTED saying so.
+    """
+
+    def __init__(self, script: Script, rpc: Rpc, steps: list[Step]) -> None:
+        self._script = script
+        self._rpc = rpc
+        self._steps = steps
+
+    def __repr__(self) -> str:
+        steps = ".then().".join(step.describe() for step in self._steps)
+        return f"<Behaviour {self._rpc.name}: {steps}>"
+
+    def returns(self, response: Resp) -> Self:
+        """Answer ``response`` (copied now, so later changes to it do not leak in)."""
+        check_response(self._rpc, response, "returns()")
+        copy = self._rpc.response_class()
+        copy.MergeFromString(response.SerializeToString())
+        return self._set_outcome(Returns(copy))
+
+    def responds(self, function: Callable[[Call[Req]], Resp | Awaitable[Resp]]) -> Self:
+        """Answer what ``function(call)`` returns (sync or async); it may raise :class:`Abort`.
+
+        An async function runs on the event loop that called ``responds()`` while that
+        loop runs (so it may await objects of the test's loop), else on the mock's loop.
+        Anything else it raises, or a response of the wrong type, is answered UNKNOWN
+        and kept in ``mock.errors``.
+        """
+        if not callable(function):
+            raise MockError(f"responds() takes a function of the call, got {function!r}")
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        return self._set_outcome(Responds(cast("Callable[[Call[Any]], Any]", function), loop))
+
+    def fails(
+        self, code: grpc.StatusCode, details: str = "", *, trailing_metadata: Metadata = ()
+    ) -> Self:
+        """Answer the error status ``code`` with ``details`` (and trailing metadata)."""
+        self._script.check_code(code, self._rpc, "fails()")
+        if not isinstance(details, str):
+            raise MockError(f"fails(): details must be a str, got {details!r}")
+        checked = check_metadata(trailing_metadata, "fails(trailing_metadata=...)")
+        return self._set_outcome(Fails(code, details, checked))
+
+    def delays(self, seconds: float) -> Self:
+        """Wait ``seconds`` before answering (with this step's outcome)."""
+        if not isinstance(seconds, int | float) or seconds < 0:
+            raise MockError(f"delays() takes a number of seconds >= 0, got {seconds!r}")
+        with self._script.lock:
+            self._steps[-1].delay = float(seconds)
+        return self
+
+    def times(self, count: int) -> Self:
+        """Let this step answer ``count`` calls; the next step (or UNIMPLEMENTED) follows."""
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise MockError(f"times() takes a count >= 1, got {count!r}")
+        with self._script.lock:
+            self._steps[-1].times = count
+        return self
+
+    def then(self) -> Self:
+        """Start the next step: what the calls after this step's ones get."""
+        with self._script.lock:
+            if self._steps[-1].outcome is None:
+                raise MockError(
+                    f"{self._rpc.name}: then() after a step with no outcome; give it "
+                    ".returns(), .responds() or .fails() first"
+                )
+            self._steps.append(Step())
+        return self
+
+    def _set_outcome(self, outcome: Outcome) -> Self:
+        with self._script.lock:
+            step = self._steps[-1]
+            if step.outcome is not None:
+                raise MockError(
+                    f"{self._rpc.name}: this step already {step.outcome.describe()}; use "
+                    ".then() to program what the next call gets"
+                )
+            step.outcome = outcome
+        return self
+
+
+def check_response(rpc: Rpc, response: object, what: str) -> None:
+    expected = rpc.descriptor.output_type.full_name
+    actual = response.DESCRIPTOR.full_name if isinstance(response, Message) else None
+    if actual != expected:
+        got = actual or type(response).__name__
+        raise MockError(f"{what}: {rpc.name} answers {expected}, not {got}")
