@@ -3,7 +3,8 @@
 #                throwaway and NOT crash-safe: DURABLE=1 keeps it (crash-safe) in .dev/postgres,
 #                DATA_DIR=<dir> in <dir>
 #   make test    run the whole test suite
-#   make check   lint, format check, strict types, generated code and Dockerfiles fresh
+#   make check   lint, format check, strict types, generated code, Dockerfiles and Kubernetes
+#                manifests fresh (the manifests also validated against the Kubernetes schemas)
 #   make images  container images (local base images when no registry, Traefik), for compose.yaml
 .PHONY: setup generate dev test check images up down
 
@@ -38,6 +39,7 @@ images: setup
 check: setup
 	$(UV) run python scripts/codegen.py --check
 	$(UV) run python scripts/dockergen.py --check
+	$(UV) run python scripts/kubegen.py --check
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy .

@@ -20,6 +20,8 @@ from harness import WorkspaceError
 from harness.workspace import Member, Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
+# The uid and gid of the images' `app` user (Kubernetes checks runAsNonRoot by number).
+APP_UID = 10001
 
 
 def dockerfile(workspace: Workspace, service: Member) -> str:
@@ -51,7 +53,7 @@ RUN python3 -m venv /venv \\
       --require-hashes --no-deps -r /tmp/requirements.txt
 
 FROM ${{PYTHON_IMAGE}}
-RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin app
+RUN useradd --uid {APP_UID} --no-create-home --shell /usr/sbin/nologin app
 COPY --from=dependencies /venv /venv
 {copies}
 ENV PATH=/venv/bin:$PATH \\

@@ -233,6 +233,17 @@ def test_every_script_and_make_target_a_run_names_exists(
     assert {"scripts/images.py", "scripts/dockergen.py", "make check", "make setup"} <= checked
 
 
+def test_the_lint_job_checks_the_generated_files(jobs: dict[str, dict[str, Node]]) -> None:
+    """Dockerfiles and Kubernetes manifests fresh, and the manifests schema-valid: the lint
+    job runs `make check`, whose recipe runs each generator's --check."""
+    assert "make check" in "\n".join(commands(jobs, "lint"))
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^check:.*\n((?:\t.*\n)+)", makefile, flags=re.MULTILINE)
+    assert recipe is not None, "the Makefile has no check target"
+    for generator in ("scripts/codegen.py", "scripts/dockergen.py", "scripts/kubegen.py"):
+        assert f"python {generator} --check" in recipe.group(1)
+
+
 def test_the_images_job_builds_on_the_public_base(jobs: dict[str, dict[str, Node]]) -> None:
     script = "\n".join(commands(jobs, "images"))
     assert "docker pull python:3.11-slim" in script
