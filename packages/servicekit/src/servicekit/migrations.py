@@ -116,7 +116,8 @@ async def apply_migrations(
 
 
 async def migrate(dsn: str, folder: Traversable | Path) -> list[Migration]:
-    """Connect to ``dsn`` and apply the migrations in ``folder`` (tests and tools use this)."""
+    """Connect to ``dsn`` and apply the migrations in ``folder`` on that connection alone
+    (the runner at start-up, tests and tools), without a statement deadline."""
     migrations = load_migrations(folder)
     connection = await asyncpg.connect(dsn)
     try:

@@ -87,8 +87,8 @@ async def create_pool(
     Released connections are not reset (asyncpg's default runs ``RESET ALL``, ``UNLISTEN``,
     ``CLOSE ALL`` and unlocks advisory locks: one more round trip per query). The kit's
     services keep no session state on pooled connections (no ``SET``, ``LISTEN`` or
-    cursors outside a transaction; the runner expires the connections after migrations,
-    which hold an advisory lock); an open transaction is still rolled back by asyncpg.
+    cursors outside a transaction; the runner migrates, under an advisory lock, on a
+    connection of its own); an open transaction is still rolled back by asyncpg.
     """
     async for attempt in AsyncRetrying(
         stop=stop_after_delay(connect_timeout),

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from servicekit.calls import CallPolicy
 from servicekit.logging import configure_logging
-from servicekit.migrations import apply_migrations, load_migrations
+from servicekit.migrations import migrate
 from servicekit.postgres import create_pool
 from servicekit.server import ServiceRegistration, create_server
 from servicekit.settings import ServiceSettings
@@ -73,11 +73,12 @@ async def _serve(
         command_timeout=settings.db_command_timeout_seconds,
     )
     try:
-        async with pool.acquire() as connection:
-            await apply_migrations(connection, load_migrations(definition.migrations))
-        # The pool does not reset released connections (see create_pool); migrations
-        # are the one user of session state (an advisory lock), so start afresh.
-        await pool.expire_connections()
+        # On a connection of their own, once the pool has seen the database answer:
+        # without the pool's statement deadline (db_command_timeout_seconds), which would
+        # end a replica waiting for the advisory lock while another replica migrates, or
+        # a migration slower than a query; and without leaving the lock's session state
+        # on a pooled connection.
+        await migrate(settings.database_url, definition.migrations)
         async with AsyncExitStack() as resources:
             server = create_server(
                 f"{settings.grpc_host}:{settings.grpc_port}",

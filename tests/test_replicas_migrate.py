@@ -1,0 +1,177 @@
+"""Several replicas of a service starting together against one fresh database: what a
+Deployment with `replicas: 2` (or a rollout, or an autoscaler) does in Kubernetes.
+
+Each replica migrates at start under an advisory lock (servicekit.migrations). The test
+holds that lock while the replicas start, so that every one of them is waiting for it
+at once, then lets go: all must come up and serve, and the migrations must run once
+(one replica logs them, the others find them applied). The wait for the lock may be
+longer than a statement's deadline (DB_COMMAND_TIMEOUT_SECONDS): a migration that takes
+a while must not make the replicas that wait for it fail.
+
+Real processes (`python -m <service>`), the session's Postgres: no Docker needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING
+from uuid import uuid4
+
+import asyncpg
+import pytest
+
+from harness.workspace import Workspace
+from servicekit.migrations import ADVISORY_LOCK_KEY, load_migrations
+
+if TYPE_CHECKING:
+    from harness import PostgresServer
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+REPLICAS = 3
+START_TIMEOUT = 90.0  # seconds: three Python processes on a busy 2-core machine
+# Settings a service needs beyond its database, not used before it serves.
+EXTRA_SETTINGS = {"dummy": {"DUMMY_USER_ADDRESS": "127.0.0.1:9"}}
+
+
+@pytest.fixture
+async def fresh_database(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """The DSN of a new, empty database, dropped after the test."""
+    name = f"replicas_{uuid4().hex}"
+    admin = await asyncpg.connect(postgres_server.dsn())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield postgres_server.dsn(name)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@dataclass
+class Replica:
+    """One service process; its output lines, read as they come."""
+
+    process: asyncio.subprocess.Process
+    lines: list[str] = field(default_factory=list)
+    serving: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def read(self) -> None:
+        assert self.process.stdout is not None
+        async for raw in self.process.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.lines.append(line)
+            if '"serving"' in line:
+                self.serving.set()
+
+    def messages(self) -> list[str]:
+        found = []
+        for line in self.lines:
+            try:
+                found.append(str(json.loads(line).get("message", "")))
+            except ValueError:
+                found.append(line)
+        return found
+
+    def tail(self) -> str:
+        return "\n".join(self.lines[-15:])
+
+
+@asynccontextmanager
+async def replicas(module: str, env: dict[str, str], count: int) -> AsyncIterator[list[Replica]]:
+    """``count`` processes of ``python -m module``, stopped (SIGTERM, then SIGKILL) after."""
+    started: list[Replica] = []
+    readers: list[asyncio.Task[None]] = []
+    try:
+        for _ in range(count):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", module,
+                env=env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            replica = Replica(process)
+            started.append(replica)
+            readers.append(asyncio.create_task(replica.read()))
+        yield started
+    finally:
+        for replica in started:
+            if replica.process.returncode is None:
+                replica.process.send_signal(signal.SIGTERM)
+        for replica in started:
+            try:
+                await asyncio.wait_for(replica.process.wait(), 30)
+            except TimeoutError:
+                replica.process.kill()
+                await replica.process.wait()
+        await asyncio.gather(*readers, return_exceptions=True)
+
+
+async def lock_waiters(connection: asyncpg.Connection) -> int:
+    count = await connection.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    return int(count)
+
+
+def grpc_services() -> list[str]:
+    return [member.name for member in Workspace.read(ROOT).services()]
+
+
+@pytest.mark.parametrize("service", grpc_services())
+async def test_replicas_starting_together_all_serve_and_migrate_once(
+    service: str, fresh_database: str
+) -> None:
+    prefix = service.upper()
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", prefix))}
+    env |= {
+        f"{prefix}_DATABASE_URL": fresh_database,
+        f"{prefix}_GRPC_HOST": "127.0.0.1",
+        f"{prefix}_GRPC_PORT": "0",
+        # shorter than the lock is held below: waiting for the lock is not a statement
+        f"{prefix}_DB_COMMAND_TIMEOUT_SECONDS": "1",
+        **EXTRA_SETTINGS.get(service, {}),
+    }
+    migrations = load_migrations(files(service) / "migrations")
+    holder = await asyncpg.connect(fresh_database)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
+        async with replicas(service, env, REPLICAS) as started:
+            async with asyncio.timeout(START_TIMEOUT):
+                while await lock_waiters(holder) < REPLICAS:
+                    exited = [r for r in started if r.process.returncode is not None]
+                    assert not exited, f"a replica exited before the lock:\n{exited[0].tail()}"
+                    await asyncio.sleep(0.05)
+            # every replica waits for the lock now; hold it past their statement deadline
+            await asyncio.sleep(2)
+            await holder.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
+            for replica in started:
+                done = await asyncio.wait(
+                    [asyncio.create_task(replica.serving.wait()),
+                     asyncio.create_task(replica.process.wait())],
+                    timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED,
+                )  # fmt: skip
+                for pending in done[1]:
+                    pending.cancel()
+                assert replica.serving.is_set(), f"a replica did not serve:\n{replica.tail()}"
+            applied_by = [
+                [m for m in replica.messages() if m.startswith("applied migration")]
+                for replica in started
+            ]
+        recorded = await holder.fetch("SELECT version, name FROM schema_migrations ORDER BY 1")
+    finally:
+        await holder.close()
+    expected = [f"applied migration {m.version:04d}_{m.name}" for m in migrations]
+    assert sorted(applied_by, key=len) == [[]] * (REPLICAS - 1) + [expected]
+    assert [(r["version"], r["name"]) for r in recorded] == [
+        (m.version, m.name) for m in migrations
+    ]
