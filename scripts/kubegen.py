@@ -43,7 +43,8 @@ import yaml
 from dockergen import APP_UID
 from pydantic_settings import BaseSettings
 
-from harness.workspace import Member, Workspace, WorkspaceError
+from harness import WorkspaceError
+from harness.workspace import Member, Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 TREE = Path("deploy/kubernetes")
