@@ -25,6 +25,7 @@ under CI (CI set), where that is an error.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import math
@@ -637,6 +638,14 @@ def schema_problems(resources: Sequence[Mapping[str, Any]], version: str) -> lis
     """Every resource checked against the schemas of Kubernetes ``version`` (strict:
     an unknown field is an error, so a misspelt one cannot pass unnoticed)."""
     import kubernetes_validate  # the schemas weigh 100 MB: loaded when validating only
+    import kubernetes_validate.utils
+
+    # validate() reads and parses the 1.8 MB definitions file again for every resource
+    # (about 15 ms each): read once per file, the check takes a third of the time.
+    if not hasattr(kubernetes_validate.utils.schema_contents, "cache_info"):
+        kubernetes_validate.utils.schema_contents = functools.cache(
+            kubernetes_validate.utils.schema_contents
+        )
 
     problems = []
     for resource in resources:
