@@ -204,6 +204,9 @@ def config(service: Service, by_name: Mapping[str, Service]) -> dict[str, str]:
             service.env("ENVIRONMENT"): "production",
             service.env("PUBLIC_BASE_URL"): "https://backend.example.com",
             service.env("CORS_ORIGINS"): "[]",
+            # One process per pod: Kubernetes scales by replicas, and `auto` would count
+            # the node's CPUs, not the pod's CPU limit.
+            service.env("WORKERS"): "1",
         }
     else:
         values = {

@@ -375,6 +375,17 @@ def test_overlays(tree: str, replicas: int, extra_kinds: set[str]) -> None:
         assert autoscaler["spec"]["minReplicas"] == replicas
 
 
+@pytest.mark.parametrize("tree", TREES)
+def test_one_gateway_process_per_pod(tree: str) -> None:
+    """Replicas scale the gateway; GATEWAY_WORKERS=auto would count the node's CPUs."""
+    (config,) = (
+        c
+        for c in of_kind(rendered(tree), "ConfigMap")
+        if c["metadata"]["name"].startswith("gateway-")
+    )
+    assert config["data"]["GATEWAY_WORKERS"] == "1"
+
+
 def test_local_images_are_the_ones_images_py_tags() -> None:
     images = {
         c["image"]
