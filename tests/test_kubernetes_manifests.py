@@ -465,3 +465,30 @@ def test_release_refuses_a_build_it_cannot_deploy(
     assert status == 2
     assert problem in capsys.readouterr().err
     assert not (tmp_path / "kustomization.yaml").exists()
+
+
+def test_a_site_overlay_over_production_sets_its_own_settings(tmp_path: Path) -> None:
+    """The README's example: a ConfigMap merge over production keeps the rest."""
+    production = ROOT / kubegen.TREE / "overlays" / "production"
+    (tmp_path / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        f"resources: [{os.path.relpath(production, tmp_path)}]\n"
+        "configMapGenerator:\n"
+        "  - name: gateway-config\n"
+        "    behavior: merge\n"
+        "    literals:\n"
+        "      - GATEWAY_PUBLIC_BASE_URL=https://api.example.com\n"
+        '      - GATEWAY_CORS_ORIGINS=["https://app.example.com"]\n'
+    )
+    rendered(TREES[0])  # skips without kustomize or kubectl
+    resources = tuple(kubegen.render(tmp_path))
+    (config,) = (
+        c for c in of_kind(resources, "ConfigMap") if c["metadata"]["name"].startswith("gateway-")
+    )
+    assert config["data"]["GATEWAY_PUBLIC_BASE_URL"] == "https://api.example.com"
+    assert config["data"]["GATEWAY_CORS_ORIGINS"] == '["https://app.example.com"]'
+    assert config["data"]["GATEWAY_ENVIRONMENT"] == "production"
+    (gateway,) = (d for d in of_kind(resources, "Deployment") if d["metadata"]["name"] == "gateway")
+    (container,) = gateway["spec"]["template"]["spec"]["containers"]
+    assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
