@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import asyncpg
 import pytest
 
-from servicekit.errors import InvalidArgument, StorageUnavailable
-from servicekit.postgres import create_pool, storage_errors
+from servicekit.errors import InvalidArgument, ServiceError, StorageUnavailable, WriteOutcomeUnknown
+from servicekit.postgres import create_pool, storage_errors, storage_write
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -206,6 +206,142 @@ async def test_other_errors_pass_as_they_are(error: Exception) -> None:
         async with storage_errors():
             raise error
     assert raised.value is error
+
+
+# ---------------------------------------------------------------- storage_write
+
+
+class FakePool:
+    """A pool whose acquire or release fails as told, and that records releases."""
+
+    def __init__(
+        self, *, acquire_fails: Exception | None = None, release_fails: Exception | None = None
+    ) -> None:
+        self.acquire_fails = acquire_fails
+        self.release_fails = release_fails
+        self.connection = object()
+        self.released: list[object] = []
+
+    async def acquire(self) -> object:
+        if self.acquire_fails is not None:
+            raise self.acquire_fails
+        return self.connection
+
+    async def release(self, connection: object) -> None:
+        self.released.append(connection)
+        if self.release_fails is not None:
+            raise self.release_fails
+
+
+ADVICE = "retry with the same request_id"
+ADMIN_SHUTDOWN = asyncpg.AdminShutdownError("terminating connection due to administrator command")
+USED_AFTER_SHUTDOWN = asyncpg.InternalClientError(
+    "cannot switch to state 12; another operation (2) is in progress"
+)
+RELEASED_AFTER_SHUTDOWN = asyncpg.InternalClientError(
+    "cannot switch to state 15; another operation (2) is in progress"
+)
+
+
+class Written(Exception):
+    """What the write's body raises when it got through (the answer stood)."""
+
+
+# (where it fails, the failure) -> what the caller gets: a type, or Written when the
+# statement's answer stood.
+WRITE_CASES: dict[str, tuple[str, Exception, type[BaseException]]] = {
+    "no connection to be had: nothing sent": (
+        "acquire",
+        ConnectionRefusedError("connect call failed"),
+        StorageUnavailable,
+    ),
+    "the server starting up: nothing sent": (
+        "acquire",
+        asyncpg.CannotConnectNowError("the database system is starting up"),
+        StorageUnavailable,
+    ),
+    "the session ended while the statement ran": (
+        "statement",
+        ADMIN_SHUTDOWN,
+        WriteOutcomeUnknown,
+    ),
+    "closed in the middle of the statement": (
+        "statement",
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        WriteOutcomeUnknown,
+    ),
+    "reset while the statement ran": (
+        "statement",
+        ConnectionResetError("connection reset by peer"),
+        WriteOutcomeUnknown,
+    ),
+    "the statement's deadline ran out": ("statement", TimeoutError(), WriteOutcomeUnknown),
+    "a broken pooled connection refuses the statement before sending it": (
+        "statement",
+        USED_AFTER_SHUTDOWN,
+        StorageUnavailable,
+    ),
+    "a closed connection refuses the statement before sending it": (
+        "statement",
+        asyncpg.InterfaceError("cannot perform operation: connection is closed"),
+        StorageUnavailable,
+    ),
+    "a value the database cannot take": (
+        "statement",
+        asyncpg.DatetimeFieldOverflowError("date/time field value out of range"),
+        InvalidArgument,
+    ),
+    "a unique violation passes unchanged": (
+        "statement",
+        asyncpg.UniqueViolationError("duplicate key"),
+        asyncpg.UniqueViolationError,
+    ),
+    "the release fails after the answer: the answer stands (defect 3)": (
+        "release",
+        RELEASED_AFTER_SHUTDOWN,
+        Written,
+    ),
+    "the release is reset after the answer: the answer stands": (
+        "release",
+        ConnectionResetError("connection reset by peer"),
+        Written,
+    ),
+}
+
+
+@pytest.mark.parametrize(("where", "failure", "expected"), WRITE_CASES.values(), ids=WRITE_CASES)
+async def test_storage_write_tells_what_a_failure_means_by_when_it_happened(
+    where: str, failure: Exception, expected: type[BaseException]
+) -> None:
+    pool = FakePool(
+        acquire_fails=failure if where == "acquire" else None,
+        release_fails=failure if where == "release" else None,
+    )
+
+    async def write() -> None:
+        async with storage_write(pool, if_unknown=ADVICE) as connection:  # type: ignore[arg-type]
+            assert connection is pool.connection
+            if where == "statement":
+                raise failure
+            raise Written
+
+    with pytest.raises(expected) as raised:
+        await write()
+    if isinstance(raised.value, ServiceError):
+        assert raised.value.__cause__ is failure
+    if expected is WriteOutcomeUnknown:
+        assert raised.value.args[0].endswith("outcome unknown; " + ADVICE)
+    if expected is StorageUnavailable:
+        assert not isinstance(raised.value, WriteOutcomeUnknown), "nothing was sent"
+    if where != "acquire":
+        assert pool.released == [pool.connection], "the connection went back to the pool"
+
+
+async def test_storage_write_lets_a_bug_in_release_through() -> None:
+    bug = asyncpg.InternalClientError("PoolConnectionHolder.release() called on a free holder")
+    with pytest.raises(asyncpg.InternalClientError):
+        async with storage_write(FakePool(release_fails=bug), if_unknown=ADVICE):  # type: ignore[arg-type]
+            pass
 
 
 # ---------------------------------------------------------------- create_pool

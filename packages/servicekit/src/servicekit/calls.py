@@ -15,7 +15,10 @@ per call), and the kit had three of them. The wrapped handler, per call:
    :class:`~servicekit.errors.ServiceError` becomes its kind's status and message,
    a database failure that escaped its repository the status
    :func:`~servicekit.postgres.storage_failure` gives it; anything else is a bug,
-   logged with its traceback and answered INTERNAL without details. Codes the
+   logged with its traceback and answered INTERNAL without details. Each of these
+   statuses carries the call's outcome in the trailing metadata ``kit-outcome``
+   (``failed``, or ``unknown`` for a write whose connection was lost after it was sent
+   and for INTERNAL: see :mod:`servicekit.errors`). Codes the
    OpenTelemetry conventions count as server errors (INTERNAL, UNKNOWN, UNAVAILABLE,
    DEADLINE_EXCEEDED, UNIMPLEMENTED, DATA_LOSS) set the span's status to ERROR, the
    others (NOT_FOUND, INVALID_ARGUMENT...) only the attribute;
@@ -38,7 +41,15 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from servicekit.errors import ServiceError, status_of
+from servicekit.errors import (
+    OUTCOME_FAILED,
+    OUTCOME_KEY,
+    OUTCOME_UNKNOWN,
+    ServiceError,
+    StorageUnavailable,
+    outcome_of,
+    status_of,
+)
 from servicekit.postgres import storage_failure
 
 if TYPE_CHECKING:
@@ -111,6 +122,7 @@ def wrap_handler(
                 await context.abort(
                     code,
                     f"the request is not a valid message for {method}: {type(error).__name__}",
+                    _FAILED,
                 )
             try:
                 return await inner(request, context)
@@ -119,20 +131,23 @@ def wrap_handler(
                 raise
             except ServiceError as error:
                 code, details = status_of(error)
-                await context.abort(code, details)
+                await context.abort(code, details, _outcome(error))
             except Exception as error:
-                # A database failure a repository let through still has its meaning.
+                # A database failure a repository let through still has its meaning. A
+                # refused value changed nothing; after a lost connection nobody here can
+                # tell whether a write was sent (storage_write can).
                 if (failure := storage_failure(error)) is not None:
                     code, details = status_of(failure)
                     logger.warning(
                         "%s in %s: %s: %s", code.name, method, type(error).__name__, error
                     )
-                    await context.abort(code, details)
+                    lost = isinstance(failure, StorageUnavailable)
+                    await context.abort(code, details, _UNKNOWN if lost else _FAILED)
                 code = grpc.StatusCode.INTERNAL
                 logger.exception("unexpected error in %s", method)
                 # The client only learns "internal error"; the trace keeps the cause.
                 span.record_exception(error)
-                await context.abort(code, "internal error")
+                await context.abort(code, "internal error", _UNKNOWN)
         except BaseException:
             if code is grpc.StatusCode.OK:  # cancelled, or escaped the mapping above
                 code = grpc.StatusCode.CANCELLED
@@ -152,6 +167,14 @@ def wrap_handler(
         request_deserializer=None,  # raw bytes: see behavior
         response_serializer=handler.response_serializer,
     )
+
+
+_FAILED = ((OUTCOME_KEY, OUTCOME_FAILED),)
+_UNKNOWN = ((OUTCOME_KEY, OUTCOME_UNKNOWN),)
+
+
+def _outcome(error: ServiceError) -> tuple[tuple[str, str], ...]:
+    return _UNKNOWN if outcome_of(error) == OUTCOME_UNKNOWN else _FAILED
 
 
 def _metadata_of(context: Context) -> dict[str, str]:

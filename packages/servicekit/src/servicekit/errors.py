@@ -13,10 +13,24 @@ these and never touches gRPC; :func:`status_of` is the only mapping.
     ├── PermissionDenied            PERMISSION_DENIED
     ├── Unauthenticated             UNAUTHENTICATED
     ├── Unavailable                 UNAVAILABLE: a dependency (storage, provider) is down
+    │   └── StorageUnavailable      the database could not be reached: nothing was changed
+    │       └── WriteOutcomeUnknown the connection was lost after a write was sent
     └── DeadlineExceeded            DEADLINE_EXCEEDED: a dependency did not answer in time
 
 Anything else that escapes a handler is a bug: it is logged with its traceback and
 answered INTERNAL with a message that leaks nothing.
+
+**Outcome.** An RPC that fails has changed nothing: the kit's RPCs are atomic, so a
+documented failure is a definite one. The exception is a write whose connection to the
+database was lost after the statement was sent (during its execution or commit): the
+database may or may not have applied it, and no one can tell the caller which.
+:class:`WriteOutcomeUnknown` says so in its message, with what to do (for a create with
+a request_id: retry with the same one). So that a caller such as the gateway can tell a
+definite failure from an unknown outcome without reading messages, every status a kit
+service answers from a ServiceError carries the trailing metadata
+``kit-outcome`` (:data:`OUTCOME_KEY`): ``failed`` or ``unknown`` (:func:`outcome_of`);
+INTERNAL (a bug, anywhere in the handler) is ``unknown``. A status without it did not
+come from a kit handler (the transport: a connection reset, a deadline).
 """
 
 from __future__ import annotations
@@ -30,6 +44,8 @@ class ServiceError(Exception):
     """Base of every expected failure; subclass a kind below, never this directly."""
 
     status_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+    # True when the change the call asked for may have been made despite the failure.
+    outcome_unknown: ClassVar[bool] = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -72,9 +88,21 @@ class DeadlineExceeded(ServiceError):
     status_code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+# The trailing metadata key of a failed call's outcome (module docstring) and its values.
+OUTCOME_KEY = "kit-outcome"
+OUTCOME_FAILED = "failed"
+OUTCOME_UNKNOWN = "unknown"
+
+
 def status_of(error: ServiceError) -> tuple[grpc.StatusCode, str]:
     """The gRPC status code and details for an expected failure."""
     return error.status_code, error.message
+
+
+def outcome_of(error: ServiceError) -> str:
+    """:data:`OUTCOME_UNKNOWN` when ``error`` leaves the change possibly made, else
+    :data:`OUTCOME_FAILED`."""
+    return OUTCOME_UNKNOWN if error.outcome_unknown else OUTCOME_FAILED
 
 
 class StorageUnavailable(Unavailable):
@@ -82,3 +110,15 @@ class StorageUnavailable(Unavailable):
 
     def __init__(self, message: str = "storage is unavailable, retry later") -> None:
         super().__init__(message)
+
+
+class WriteOutcomeUnknown(StorageUnavailable):
+    """The connection to the database was lost after a write statement was sent: it may
+    have been applied or not. ``advice`` tells the caller how to find out or retry safely
+    (``"retry with the same request_id"``)."""
+
+    outcome_unknown = True
+
+    def __init__(self, advice: str) -> None:
+        super().__init__(f"storage became unavailable during the write, outcome unknown; {advice}")
+        self.advice = advice

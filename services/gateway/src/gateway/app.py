@@ -46,9 +46,13 @@ async def _api_error(request: Request, error: Exception) -> JSONResponse:
     return response
 
 
+# Methods that ask for a change: a downstream failure may leave its outcome unknown.
+_CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 async def _grpc_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, grpc.aio.AioRpcError)
-    return await _api_error(request, from_grpc(error))
+    return await _api_error(request, from_grpc(error, change=request.method in _CHANGES))
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

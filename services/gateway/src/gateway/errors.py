@@ -23,6 +23,23 @@ gRPC status -> HTTP (:data:`GRPC_TO_HTTP`):
     anything else         502 bad_gateway         (no downstream detail is passed on)
 
 Only the 4xx codes pass the downstream message on; 5xx answers say nothing of the inside.
+
+**A change whose outcome is unknown** (:func:`from_grpc` with ``change=True``: the
+request's method is POST, PUT, PATCH or DELETE): a 5xx answer says whether the change
+may have been made, since a client must not take "503" for "nothing happened" when it
+did happen. The status stays (503, 504, 502) and ``code`` becomes ``outcome_unknown``
+unless the failure is known to be definite:
+
+- the service answered the status itself and its ``kit-outcome`` trailing metadata is
+  ``failed`` (servicekit.errors: the RPC changed nothing) -> the plain code above;
+- its ``kit-outcome`` is ``unknown``: ``outcome_unknown``; for UNAVAILABLE (its
+  database connection was lost after the write was sent) with the service's message,
+  which says what to do (``retry with the same request_id`` for a create), otherwise
+  (INTERNAL: a bug) the gateway's;
+- no ``kit-outcome``: the transport failed. The call never left when gRPC could not
+  connect at all (UNAVAILABLE "failed to connect to all addresses"): the plain code;
+  anything else (a connection reset mid-call, the gateway's deadline running out, a
+  service killed mid-call) may have been done -> ``outcome_unknown``.
 """
 
 from __future__ import annotations
@@ -32,6 +49,8 @@ from typing import Any
 
 import grpc
 from pydantic import BaseModel
+
+from servicekit.errors import OUTCOME_FAILED, OUTCOME_KEY, OUTCOME_UNKNOWN
 
 logger = logging.getLogger(__name__)
 
@@ -79,15 +98,43 @@ _SERVER_MESSAGES = {
     504: "a service the gateway depends on did not answer in time",
     502: "a service the gateway depends on failed",
 }
+OUTCOME_UNKNOWN_CODE = "outcome_unknown"
+_OUTCOME_UNKNOWN_MESSAGE = (
+    "the change may or may not have been made (outcome unknown); retry it: a retry of "
+    "POST /entities with the same request_id, of PATCH or of DELETE is safe"
+)
+# grpc core's details when no connection could be made: the call was never sent.
+_NEVER_SENT = "failed to connect to all addresses"
 
 
-def from_grpc(error: grpc.aio.AioRpcError) -> ApiError:
-    """The HTTP error for a failed downstream call (the one mapping)."""
+def from_grpc(error: grpc.aio.AioRpcError, *, change: bool = False) -> ApiError:
+    """The HTTP error for a failed downstream call (the one mapping). ``change``: the
+    request asked for a change (module docstring: an unknown outcome is said)."""
     status, code = GRPC_TO_HTTP.get(error.code(), _OTHER)
-    if status >= 500:
-        logger.warning("downstream call failed: %s %s", error.code().name, error.details())
-        return ApiError(status, code, _SERVER_MESSAGES[status])
-    return ApiError(status, code, error.details() or code.replace("_", " "))
+    if status < 500:
+        return ApiError(status, code, error.details() or code.replace("_", " "))
+    logger.warning("downstream call failed: %s %s", error.code().name, error.details())
+    if change:
+        outcome = _outcome_of(error)
+        if outcome == OUTCOME_UNKNOWN and error.code() == grpc.StatusCode.UNAVAILABLE:
+            # servicekit's WriteOutcomeUnknown: its message says what to do, and no more
+            return ApiError(status, OUTCOME_UNKNOWN_CODE, error.details() or "outcome unknown")
+        if outcome == OUTCOME_UNKNOWN or (
+            outcome is None
+            and not (
+                error.code() == grpc.StatusCode.UNAVAILABLE
+                and _NEVER_SENT in (error.details() or "")
+            )
+        ):
+            return ApiError(status, OUTCOME_UNKNOWN_CODE, _OUTCOME_UNKNOWN_MESSAGE)
+    return ApiError(status, code, _SERVER_MESSAGES[status])
+
+
+def _outcome_of(error: grpc.aio.AioRpcError) -> str | None:
+    # grpc-stubs type it as the sync API's tuple; grpc.aio gives its Metadata mapping.
+    metadata: Any = error.trailing_metadata()
+    value = metadata.get(OUTCOME_KEY) if metadata else None
+    return value if value in (OUTCOME_FAILED, OUTCOME_UNKNOWN) else None
 
 
 def error_body(code: str, message: str, trace_id: str) -> dict[str, Any]:

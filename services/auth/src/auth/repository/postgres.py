@@ -10,7 +10,11 @@ import asyncpg
 from auth.domain import OauthAccount
 from auth.oauth.port import Provider
 from auth.sessions import StoredSession
-from servicekit.postgres import storage_errors
+from servicekit.postgres import storage_errors, storage_write
+
+# What a caller should do when the connection was lost after a write was sent.
+RETRY_LOGIN = "log in again"
+RETRY_IDEMPOTENT = "retry: it is idempotent"
 
 
 class PostgresSessionRepository:
@@ -18,8 +22,8 @@ class PostgresSessionRepository:
         self._pool = pool
 
     async def create(self, session: StoredSession) -> None:
-        async with storage_errors():
-            await self._pool.execute(
+        async with storage_write(self._pool, if_unknown=RETRY_LOGIN) as db:
+            await db.execute(
                 "INSERT INTO sessions (id, user_id, secret_hash, expire_time) "
                 "VALUES ($1, $2, $3, $4)",
                 session.id,
@@ -41,14 +45,14 @@ class PostgresSessionRepository:
         )
 
     async def set_expire_time(self, session_id: str, expire_time: datetime) -> None:
-        async with storage_errors():
-            await self._pool.execute(
+        async with storage_write(self._pool, if_unknown=RETRY_IDEMPOTENT) as db:
+            await db.execute(
                 "UPDATE sessions SET expire_time = $2 WHERE id = $1", session_id, expire_time
             )
 
     async def delete(self, session_id: str) -> None:
-        async with storage_errors():
-            await self._pool.execute("DELETE FROM sessions WHERE id = $1", session_id)
+        async with storage_write(self._pool, if_unknown=RETRY_IDEMPOTENT) as db:
+            await db.execute("DELETE FROM sessions WHERE id = $1", session_id)
 
 
 _ACCOUNT_COLUMNS = "provider, provider_user_id, user_id, created_at"
@@ -65,8 +69,8 @@ class PostgresOauthAccountRepository:
         self._pool = pool
 
     async def link(self, provider: Provider, provider_user_id: str, user_id: UUID) -> OauthAccount:
-        async with storage_errors():
-            row = await self._pool.fetchrow(
+        async with storage_write(self._pool, if_unknown=RETRY_IDEMPOTENT) as db:
+            row = await db.fetchrow(
                 "INSERT INTO oauth_accounts (provider, provider_user_id, user_id) "
                 "VALUES ($1, $2, $3) ON CONFLICT (provider, provider_user_id) DO NOTHING "
                 f"RETURNING {_ACCOUNT_COLUMNS}",

@@ -8,7 +8,17 @@ import asyncpg
 
 from dummy.domain import Entity, EntityChanges, NewEntity, Page, PageCursor
 from dummy.errors import CreatedEntityDeleted
-from servicekit.postgres import storage_errors
+from servicekit.postgres import storage_errors, storage_write
+
+# What a caller should do when a write's connection was lost after it was sent
+# (WriteOutcomeUnknown's advice; contracts/dummy/v1/dummy.proto documents them).
+RETRY_WITH_REQUEST_ID = "retry with the same request_id"
+RETRY_WITHOUT_REQUEST_ID = (
+    "a retry may create a second entity: list the entities to check, "
+    "and send a request_id to make retries safe"
+)
+RETRY_UPDATE = "retry: an update sets the same values again"
+RETRY_DELETE = "retry: NOT_FOUND then means it was deleted"
 
 _COLUMNS = "id, owner_id, name, description, created_at, updated_at"
 
@@ -61,14 +71,13 @@ class PostgresEntityRepository:
 
     async def create(self, new: NewEntity) -> Entity:
         entity_id = uuid4()
-        async with storage_errors():
-            if new.request_id is None:
-                row = await self._pool.fetchrow(
-                    _INSERT, entity_id, new.owner_id, new.name, new.description
-                )
-                assert row is not None, "INSERT ... RETURNING returns its row"
-                return _entity(row)
-            row = await self._pool.fetchrow(
+        if new.request_id is None:
+            async with storage_write(self._pool, if_unknown=RETRY_WITHOUT_REQUEST_ID) as db:
+                row = await db.fetchrow(_INSERT, entity_id, new.owner_id, new.name, new.description)
+            assert row is not None, "INSERT ... RETURNING returns its row"
+            return _entity(row)
+        async with storage_write(self._pool, if_unknown=RETRY_WITH_REQUEST_ID) as db:
+            row = await db.fetchrow(
                 _CLAIM_AND_INSERT,
                 entity_id,
                 new.owner_id,
@@ -81,7 +90,7 @@ class PostgresEntityRepository:
             # The key was spent by an earlier request (ON CONFLICT waited for it to commit;
             # this statement's snapshot sees it). Key rows are never deleted, so it is there;
             # its entity may have been deleted since, before or while this retry ran.
-            first = await self._pool.fetchrow(_FIRST_OF_REQUEST, new.owner_id, new.request_id)
+            first = await db.fetchrow(_FIRST_OF_REQUEST, new.owner_id, new.request_id)
         if first is None:
             raise RuntimeError(f"create_requests lost the key {new.request_id}: rows are kept")
         if first["id"] is None:
@@ -129,8 +138,8 @@ class PostgresEntityRepository:
     async def update(
         self, owner_id: UUID, entity_id: UUID, changes: EntityChanges
     ) -> Entity | None:
-        async with storage_errors():
-            row = await self._pool.fetchrow(
+        async with storage_write(self._pool, if_unknown=RETRY_UPDATE) as db:
+            row = await db.fetchrow(
                 f"""
                 UPDATE entities SET
                     name = coalesce($3, name),
@@ -147,8 +156,8 @@ class PostgresEntityRepository:
         return None if row is None else _entity(row)
 
     async def delete(self, owner_id: UUID, entity_id: UUID) -> bool:
-        async with storage_errors():
-            status = await self._pool.execute(
+        async with storage_write(self._pool, if_unknown=RETRY_DELETE) as db:
+            status = await db.execute(
                 "DELETE FROM entities WHERE owner_id = $1 AND id = $2", owner_id, entity_id
             )
         return bool(status == "DELETE 1")

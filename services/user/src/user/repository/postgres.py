@@ -6,13 +6,15 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from servicekit.postgres import storage_errors
+from servicekit.postgres import storage_errors, storage_write
 from user.domain import NewUser, User
 from user.errors import EmailAlreadyUsed
 
 _COLUMNS = "id, email, name, avatar_url, created_at"
 # The unique index on lower(email), from migrations/0001_create_users.sql.
 _EMAIL_INDEX = "users_email_key"
+# What a caller should do when the connection was lost after the insert was sent.
+RETRY_CREATE = "retry: ALREADY_EXISTS then means it was created (GetUserByEmail finds it)"
 
 
 def _user(row: asyncpg.Record) -> User:
@@ -30,9 +32,9 @@ class PostgresUserRepository:
         self._pool = pool
 
     async def create(self, new: NewUser) -> User:
-        async with storage_errors():
+        async with storage_write(self._pool, if_unknown=RETRY_CREATE) as db:
             try:
-                row = await self._pool.fetchrow(
+                row = await db.fetchrow(
                     f"""
                     INSERT INTO users (id, email, name, avatar_url, created_at)
                     VALUES ($1, $2, $3, $4, clock_timestamp())
