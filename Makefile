@@ -26,8 +26,11 @@ dev: setup
 
 # With a Docker engine the stacks run in containers: conftest.py builds the images that
 # changed when the session starts (harness_services), so no image step is needed here.
+# The tests run in parallel worker processes, one per core (pytest-xdist; each worker has
+# its own Postgres and stacks); TEST_WORKERS=0 runs them all in one process.
+TEST_WORKERS ?= auto
 test: setup
-	$(UV) run pytest $(PYTEST_ARGS)
+	$(UV) run pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Container images: the local base images when the public ones are not on this
 # machine (no registry needed), then every service image that changed, and Traefik.
