@@ -51,7 +51,7 @@ import httpx
 from bench_floor import ECHO_ADDRESS_VARIABLE, ROLE_VARIABLE
 from dev import Backend, running_backend
 
-from harness.process import ServiceProcess
+from harness import ServiceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"

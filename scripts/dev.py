@@ -29,9 +29,9 @@ from pathlib import Path
 
 import asyncpg
 
+from harness import ServiceProcess
 from harness.errors import PostgresNotFoundError, PostgresStartError
 from harness.postgres import PostgresServer, find_postgres_binaries, run_postgres
-from harness.process import ServiceProcess
 from harness.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent

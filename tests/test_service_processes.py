@@ -22,8 +22,7 @@ from fixtures.factories import (
     CreateUserRequestFactory,
 )
 from fixtures.inprocess import InProcess, NewOwner
-from harness import ServiceStartError
-from harness.process import ServiceProcess
+from harness import ServiceProcess, ServiceStartError
 from user.v1 import user_pb2, user_pb2_grpc
 
 # runs Postgres and/or service processes

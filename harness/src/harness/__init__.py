@@ -37,6 +37,7 @@ from harness.postgres import (
     reap_stale_servers,
     run_postgres,
 )
+from harness.service_process import ServiceProcess
 from harness.services import ServiceSpec, workspace_services
 from harness.stack import Stack, StackRequest
 from harness.stack_fixtures import HarnessHost, StackView
@@ -70,6 +71,7 @@ __all__ = [
     "PostgresNotFoundError",
     "PostgresServer",
     "PostgresStartError",
+    "ServiceProcess",
     "ServiceSpec",
     "ServiceStartError",
     "Span",

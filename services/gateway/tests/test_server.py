@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from gateway.server import DRAIN_QUIET_SECONDS, MAX_HEAD_BYTES
-from harness.process import ServiceProcess
+from harness import ServiceProcess
 
 # runs the gateway as a process
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from gateway.settings import GatewaySettings
-from harness.process import ServiceProcess
+from harness import ServiceProcess
 
 from .test_server import start_gateway
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from harness.postgres import PostgresServer
-from harness.process import ServiceProcess
+from harness.service_process import ServiceProcess
 from harness.services import ServiceSpec
 
 
