@@ -28,12 +28,12 @@ from pathlib import Path
 
 import grpc
 
+from harness import Backend, Stack, StackRequest
 from harness.backends.docker import DockerBackend
 from harness.backends.process import ProcessBackend
 from harness.databases import CleanStrategy, Databases, DatabaseSpec, databases_from_templates
 from harness.postgres import find_postgres_binaries, run_postgres
 from harness.services import ServiceSpec, workspace_services
-from harness.stack import Backend, Stack, StackRequest
 from servicekit.migrations import migrate
 from user.v1 import user_pb2, user_pb2_grpc
 

@@ -22,7 +22,7 @@ from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 
 from fixtures.gateway import CSRF, oauth_login
-from harness.stack_fixtures import StackView
+from harness import StackView
 
 if TYPE_CHECKING:
     from conftest import OauthProviders

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from fixtures.gateway import CSRF, assert_error, cookie_attributes, oauth_login, set_cookies
-from harness.stack_fixtures import StackView
+from harness import StackView
 
 if TYPE_CHECKING:
     from conftest import OauthProviders

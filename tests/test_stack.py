@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from dummy.v1 import dummy_pb2 as pb
 from dummy.v1 import dummy_pb2_grpc
 from fixtures.factories import CreateUserRequestFactory
-from harness.stack_fixtures import StackView
+from harness import StackView
 from user.v1 import user_pb2, user_pb2_grpc
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ import docker
 import pytest
 
 from harness import DockerBackendError
-from harness.backends.docker import require_current_image, require_image
+from harness.backends.containers import require_current_image, require_image
 from harness.services import ServiceSpec
 from harness.workspace import SOURCE_DIGEST_LABEL
 

@@ -9,7 +9,7 @@ import pytest
 
 from harness import ServiceSpec, StackError, StackRequest
 from harness.faults.links import check_links
-from harness.stack_fixtures import _stack_marker, stack_request
+from harness.stacks.marker import stack_marker, stack_request
 
 SPECS = {
     "user": ServiceSpec("user", grpc_port=50052, database="user"),
@@ -94,7 +94,7 @@ def test_links_that_cannot_be_made_are_refused_by_name(
 def test_the_marker_arguments_become_a_request(
     args: tuple[str, ...], kwargs: dict[str, Any], expected: StackRequest
 ) -> None:
-    assert _stack_marker(*args, **kwargs) == expected
+    assert stack_marker(*args, **kwargs) == expected
 
 
 def test_links_are_part_of_what_makes_two_requests_the_same_stack() -> None:

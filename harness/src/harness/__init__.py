@@ -8,7 +8,8 @@ what a ``conftest.py``, a test or a script imports is here.
 
 from __future__ import annotations
 
-from harness.config import HarnessConfig
+from harness.backends import Backend, HarnessHost, open_backend
+from harness.config import BackendChoice, HarnessConfig
 from harness.databases import CleanStrategy, Databases, DatabaseSpec, databases_from_templates
 from harness.errors import (
     DatabaseSetupError,
@@ -39,12 +40,13 @@ from harness.postgres import (
 )
 from harness.service_process import ServiceProcess
 from harness.services import ServiceSpec, workspace_services
-from harness.stack import Stack, StackRequest
-from harness.stack_fixtures import HarnessHost, StackView
+from harness.stacks import Stack, StackRequest, StackView
 from harness.traces import Span, Trace, TraceReceiver
 
 __all__ = [
     "Abort",
+    "Backend",
+    "BackendChoice",
     "Call",
     "CleanStrategy",
     "DatabaseSetupError",
@@ -86,6 +88,7 @@ __all__ = [
     "WorkspaceError",
     "databases_from_templates",
     "find_postgres_binaries",
+    "open_backend",
     "reap_stale_servers",
     "run_postgres",
     "workspace_services",

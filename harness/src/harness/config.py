@@ -7,6 +7,7 @@ validated once at configure time, so a bad value is a usage error before any tes
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -14,6 +15,7 @@ from typing import TypeVar
 import pytest
 
 from harness.databases import CleanStrategy
+from harness.postgres import PostgresBinaries, find_postgres_binaries
 
 Choice = TypeVar("Choice", bound=enum.StrEnum)
 
@@ -138,3 +140,24 @@ def get_config(config: pytest.Config) -> HarnessConfig:
     if _CONFIG_KEY not in config.stash:
         return configure(config)
     return config.stash[_CONFIG_KEY]
+
+
+_BINARIES_KEY = pytest.StashKey[PostgresBinaries | Exception]()
+
+
+def postgres_binaries(config: pytest.Config) -> PostgresBinaries:
+    """The server binaries this run uses, looked up once per run (the header shows them too)."""
+    if _BINARIES_KEY not in config.stash:
+        try:
+            config.stash[_BINARIES_KEY] = find_postgres_binaries(get_config(config).postgres_bin)
+        except Exception as error:  # kept so that every fixture reports the same error
+            config.stash[_BINARIES_KEY] = error
+    found = config.stash[_BINARIES_KEY]
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+def xdist_worker() -> str:
+    """This process's pytest-xdist worker id (``gw0``...), or ``main`` without xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")

@@ -7,30 +7,27 @@ from collections.abc import Generator
 import pytest
 
 from harness import config as _config
-from harness.docker import docker_unavailable
+from harness.backends.choice import docker_unavailable, resolve_backend
+from harness.config import postgres_binaries
 from harness.fixtures import (
     clean_databases,
+    grpc_mocks,
+    harness_backend_name,
     harness_config,
     harness_databases,
-    postgres_binaries,
-    postgres_databases,
-    postgres_server,
-)
-from harness.mocks_fixtures import grpc_mocks
-from harness.stack_fixtures import (
-    STACK_MARKER,
-    harness_backend_name,
     harness_host,
     harness_services,
     harness_stack_backend,
     http_fake_server,
     http_fakes,
-    resolve_backend,
+    postgres_databases,
+    postgres_server,
     stack,
-    stack_diagnostics,
     trace_receiver,
     traces,
 )
+from harness.stacks.marker import STACK_MARKER
+from harness.stacks.report import stack_diagnostics
 
 __all__ = [
     "clean_databases",

@@ -13,13 +13,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness.errors import PostgresNotFoundError
-
-if TYPE_CHECKING:
-    pass
-
 from harness.postgres.account import RunAs, as_whom, run_program
 
 __all__ = [

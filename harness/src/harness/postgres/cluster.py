@@ -9,13 +9,8 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness.errors import PostgresStartError
-
-if TYPE_CHECKING:
-    pass
-
 from harness.owner import process_alive
 from harness.postgres.account import RunAs, as_whom, chown_tree, run_program
 from harness.postgres.binaries import PostgresBinaries

@@ -6,14 +6,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 from harness.errors import TraceAssertionError
-
-if TYPE_CHECKING:
-    pass
-
-
 from harness.traces.trace import Trace
 
 __all__ = [

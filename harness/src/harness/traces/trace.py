@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, NoReturn, Self
+from typing import NoReturn, Self
 
 import grpc
 
 from harness.errors import TraceAssertionError
-
-if TYPE_CHECKING:
-    pass
-
-
 from harness.traces.spans import GRPC_CODE_NAMES, Span, SpanKind, SpanStatus
 
 __all__ = [

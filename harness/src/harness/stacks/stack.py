@@ -14,64 +14,23 @@ import importlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from harness.backends.base import Backend
 from harness.errors import StackError
 from harness.faults.journal import FaultJournal
 from harness.faults.links import POSTGRES, check_links, link_name
-from harness.faults.postgres import ControllablePostgres, PostgresControl
+from harness.faults.postgres import PostgresControl
 from harness.faults.proxy import Link
 from harness.mocks import GrpcMock
 from harness.services import ServiceHandle, ServiceSpec
+from harness.stacks.request import StackRequest, boot_waves
 
-__all__ = ["Backend", "MockEndpoint", "Stack", "StackError", "StackRequest", "boot_waves"]
-
-
-@dataclass(frozen=True)
-class StackRequest:
-    """What a test asks for: services by name, the ones replaced by mocks, and the fault
-    links (caller, callee) to put between services, or a service and its database
-    (callee ``"postgres"``)."""
-
-    services: tuple[str, ...]
-    mocks: tuple[str, ...] = ()
-    links: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def key(self) -> tuple[tuple[str, ...], ...]:
-        return (
-            tuple(sorted(self.services)),
-            tuple(sorted(self.mocks)),
-            tuple(sorted(link_name(*link) for link in self.links)),
-        )
-
-
-class Backend(Protocol):
-    name: str
-    # Where servers of the test process (mocks, the trace receiver) bind, and the name
-    # the services use for that address.
-    bind_host: str
-    reachable_host: str
-
-    @property
-    def postgres(self) -> ControllablePostgres:
-        """The session's Postgres, which fault tests stop, kill and start again."""
-        ...
-
-    def database_url(self, database: str, via: str | None = None) -> str:
-        """The DSN a service uses for ``database`` (at ``via``, host:port, when given:
-        a link in front of the server)."""
-        ...
-
-    def service_address(self, spec: ServiceSpec, handle: Any) -> str: ...
-
-    def network(self) -> Any: ...
-
-    def launch_service(
-        self, spec: ServiceSpec, env: Mapping[str, str], network: Any
-    ) -> ServiceHandle:
-        """Start a service; the handle's ``wait_serving()`` waits until it serves."""
-        ...
+__all__ = [
+    "MockEndpoint",
+    "Stack",
+    "serve_mock",
+]
 
 
 @dataclass
@@ -98,47 +57,6 @@ def serve_mock(spec: ServiceSpec, backend: Backend) -> MockEndpoint:
     return MockEndpoint(
         mock, f"{backend.bind_host}:{mock.port}", f"{backend.reachable_host}:{mock.port}"
     )
-
-
-def boot_waves(
-    specs: Mapping[str, ServiceSpec], request: StackRequest
-) -> tuple[list[list[ServiceSpec]], list[ServiceSpec]]:
-    """The services to boot, in waves (each wave only calls services of earlier waves or
-    mocks: a wave starts side by side), and the services to mock."""
-    unknown = sorted(name for name in (*request.services, *request.mocks) if name not in specs)
-    if unknown:
-        raise StackError(f"unknown services {unknown}; declared: {sorted(specs)}")
-    clash = sorted(set(request.services) & set(request.mocks))
-    if clash:
-        raise StackError(f"{clash} asked for both as a service and as a mock")
-    booted: list[ServiceSpec] = []
-    mocked = [specs[name] for name in sorted(set(request.mocks))]
-
-    def visit(name: str, path: tuple[str, ...]) -> None:
-        if name in path:
-            raise StackError(f"services call each other in a cycle: {' -> '.join((*path, name))}")
-        if name in request.mocks:
-            return
-        spec = specs[name]
-        for callee in sorted(spec.calls):
-            if callee not in specs:
-                raise StackError(f"{name} calls {callee!r}, which is not declared")
-            visit(callee, (*path, name))
-        if spec not in booted:
-            booted.append(spec)
-
-    for name in request.services:
-        visit(name, ())
-    depth: dict[str, int] = {}
-    for spec in booted:  # dependencies come first in `booted`
-        depth[spec.name] = 1 + max(
-            (depth[callee] for callee in spec.calls if callee in depth), default=-1
-        )
-    waves = [
-        [spec for spec in booted if depth[spec.name] == level]
-        for level in range(max(depth.values(), default=-1) + 1)
-    ]
-    return waves, mocked
 
 
 @dataclass

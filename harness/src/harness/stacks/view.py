@@ -1,0 +1,113 @@
+"""What a test gets from the ``stack`` fixture: the stack, and channels, stubs and HTTP
+clients opened for this test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import grpc
+import httpx
+
+from harness.browser import browser_client
+from harness.faults.postgres import PostgresControl
+from harness.faults.proxy import Link
+from harness.stacks.stack import Stack
+
+__all__ = [
+    "RECONNECT_OPTIONS",
+    "StackView",
+]
+
+
+StubT = TypeVar("StubT")
+
+# Reconnect within ~0.1-1 s of a restarted service, not gRPC's default 1-120 s backoff.
+RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
+
+
+@dataclass
+class StackView:
+    """What a test gets: the stack, channels and stubs opened for this test."""
+
+    stack: Stack
+    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+
+    _clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    def address(self, name: str) -> str:
+        return self.stack.address(name)
+
+    def url(self, name: str) -> str:
+        """``http://host:port`` of a booted service, reachable from the test."""
+        return f"http://{self.stack.address(name)}"
+
+    def http(self, name: str, **kwargs: Any) -> httpx.AsyncClient:
+        """An HTTP client on an HTTP service (e.g. the gateway), closed when the test
+        ends. Each call is a new browser: its own cookies, kept as a browser keeps them
+        on a developer machine (Secure cookies work over http://127.0.0.1; see
+        :mod:`harness.browser`). Redirects are not followed: a test looks at each."""
+        client = browser_client(self.url(name), **kwargs)
+        self._clients.append(client)
+        return client
+
+    def channel(self, name: str) -> grpc.aio.Channel:
+        """An asyncio channel to a service or mock, closed when the test ends."""
+        address = self.stack.address(name)
+        channel = self._channels.get(address)
+        if channel is None:
+            # Own subchannels: gRPC shares them process-wide by address, and one left in
+            # reconnect backoff by an earlier test (after a kill) would fail this one.
+            channel = grpc.aio.insecure_channel(
+                address, options=[("grpc.use_local_subchannel_pool", 1), *RECONNECT_OPTIONS]
+            )
+            self._channels[address] = channel
+        return channel
+
+    def stub(self, name: str, stub_class: Callable[[grpc.aio.Channel], StubT]) -> StubT:
+        """A generated stub on :meth:`channel`: ``stub("dummy", DummyServiceStub)`` is typed
+        as the asyncio flavour, ``DummyServiceAsyncStub``."""
+        return stub_class(self.channel(name))
+
+    def mock(self, name: str) -> Any:
+        return self.stack.mock(name)
+
+    def link(self, caller: str, callee: str) -> Link:
+        """The fault link from ``caller`` to ``callee`` (a service, or ``"postgres"``),
+        asked for with ``@pytest.mark.stack(..., links=[(caller, callee)])``; restored
+        before each test."""
+        return self.stack.link(caller, callee)
+
+    @property
+    def postgres(self) -> PostgresControl:
+        """The stack's Postgres, to stop, kill and start again (the harness starts it again
+        after the test if it is left down)."""
+        return self.stack.postgres
+
+    def stop(self, name: str) -> None:
+        self.stack.stop(name)
+
+    def kill(self, name: str) -> None:
+        self.stack.kill(name)
+
+    def start(self, name: str) -> None:
+        self.stack.start(name)
+
+    def restart(self, name: str) -> None:
+        self.stack.restart(name)
+
+    def logs(self, name: str, lines: int = 50) -> str:
+        return self.stack.logs(name, lines)
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+        self._clients.clear()
+        for channel in self._channels.values():
+            await channel.close(None)
+        self._channels.clear()
