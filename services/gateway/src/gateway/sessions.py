@@ -14,6 +14,7 @@ session with 401 ``ambiguous_session``, the OAuth cookies with 400 ``ambiguous_c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
@@ -93,13 +94,23 @@ def cookie_values(request: Request, name: str) -> list[str]:
     ]
 
 
-def only_cookie(request: Request, name: str, ambiguous: ApiError) -> str:
-    """The value of the cookie ``name`` ("" when absent); ``ambiguous`` raised when the
-    request carries it more than once."""
+def only_cookie(request: Request, name: str, ambiguous: Callable[[], ApiError]) -> str:
+    """The value of the cookie ``name`` ("" when absent); the error ``ambiguous`` makes is
+    raised when the request carries it more than once (made only then: building an
+    exception on every request cost the gateway 3 % of its CPU)."""
     values = cookie_values(request, name)
     if len(values) > 1:
-        raise ambiguous
+        raise ambiguous()
     return values[0] if values else ""
+
+
+def _ambiguous_session(name: str) -> ApiError:
+    return ApiError(
+        401,
+        "ambiguous_session",
+        f"the request carries more than one {name!r} cookie; "
+        "delete this site's cookies and log in again",
+    )
 
 
 def _unauthenticated() -> ApiError:
@@ -118,13 +129,8 @@ async def validate(auth: AuthClient, token: str) -> auth_pb2.ValidateSessionResp
 async def current_session(request: Request, response: Response) -> CurrentSession:
     """The session of the request's cookie; 401 without one; re-issues a refreshed cookie."""
     settings = get_settings(request)
-    ambiguous = ApiError(
-        401,
-        "ambiguous_session",
-        f"the request carries more than one {settings.session_cookie_name!r} cookie; "
-        "delete this site's cookies and log in again",
-    )
-    token = only_cookie(request, settings.session_cookie_name, ambiguous)
+    name = settings.session_cookie_name
+    token = only_cookie(request, name, lambda: _ambiguous_session(name))
     if not token:
         raise _unauthenticated()
     answer = await validate(get_clients(request).auth, token)

@@ -52,9 +52,13 @@ def _provider(name: str) -> auth_pb2.Provider.ValueType:
 
 
 def _oauth_cookie(request: Request, name: str) -> str:
-    ambiguous = ApiError(
-        400, "ambiguous_cookie", f"the request carries more than one {name!r} cookie; log in again"
-    )
+    def ambiguous() -> ApiError:
+        return ApiError(
+            400,
+            "ambiguous_cookie",
+            f"the request carries more than one {name!r} cookie; log in again",
+        )
+
     return only_cookie(request, name, ambiguous)
 
 
