@@ -774,8 +774,8 @@ def test_of_refuses_what_is_not_a_generated_stub() -> None:
 # -- serving -----------------------------------------------------------------------------
 
 
-async def test_serve_answers_health_for_the_service(mock: DummyMock) -> None:
-    address = await mock.serve()
+async def test_astart_answers_health_for_the_service(mock: DummyMock) -> None:
+    address = await mock.astart()
     try:
         assert address == f"127.0.0.1:{mock.port}"
         assert mock.port > 0
@@ -786,22 +786,22 @@ async def test_serve_answers_health_for_the_service(mock: DummyMock) -> None:
                 response = await health.Check(health_pb2.HealthCheckRequest(service=service))
                 assert response.status == health_pb2.HealthCheckResponse.SERVING
         with pytest.raises(MockError, match=re.escape("already serving at 127.0.0.1:")):
-            await mock.serve()
+            await mock.astart()
     finally:
-        await mock.stop()
-    await mock.stop()  # idempotent
-    with pytest.raises(MockError, match="not serving; call serve"):
+        await mock.aclose()
+    await mock.aclose()  # idempotent
+    with pytest.raises(MockError, match="not serving; call start"):
         _ = mock.address
 
 
 async def test_a_taken_port_is_refused_with_the_remedy(mock: DummyMock) -> None:
     other = GrpcMock.of(user_pb2_grpc.UserServiceStub)
-    await other.serve()
+    await other.astart()
     try:
         with pytest.raises(MockError, match=r"is the port taken.*Use port 0"):
-            await mock.serve(port=other.port)
+            await mock.astart(port=other.port)
     finally:
-        await other.stop()
+        await other.aclose()
 
 
 def test_a_blocking_client_is_answered(mock: DummyMock) -> None:
@@ -856,7 +856,7 @@ def test_served_on_all_interfaces_another_process_checks_health_and_calls(
     mock: DummyMock,
 ) -> None:
     mock.when(lambda stub: stub.GetEntity).returns(FOUND)
-    with mock.serving(host="0.0.0.0") as address:  # noqa: S104 -- what containers need
+    with mock.serving(bind_host="0.0.0.0") as address:  # noqa: S104 -- what containers need
         assert address == f"0.0.0.0:{mock.port}"
         result = subprocess.run(
             [

@@ -243,7 +243,7 @@ async def test_a_change_whose_outcome_is_unknown_says_so(
 
 
 async def test_a_stopped_service_gives_503_at_once(logged_in: Gateway) -> None:
-    await logged_in.dummy.stop()
+    await logged_in.dummy.aclose()
     started = time.monotonic()
     response = await logged_in.http.get(f"/entities/{ENTITY_ID}")
     assert_error(response, 503, "unavailable")
@@ -866,7 +866,7 @@ async def test_readyz_is_200_when_every_service_serves(gw: Gateway) -> None:
 
 
 async def test_readyz_is_503_when_a_service_is_down(gw: Gateway) -> None:
-    await gw.user.stop()
+    await gw.user.aclose()
     response = await gw.http.get("/readyz")
     assert response.status_code == 503
     body = response.json()

@@ -16,7 +16,7 @@ class Backend(Protocol):
     # Where servers of the test process (mocks, the trace receiver) bind, and the name
     # the services use for that address.
     bind_host: str
-    reachable_host: str
+    advertised_host: str
 
     @property
     def postgres(self) -> ControllablePostgres:

@@ -80,8 +80,8 @@ class HarnessHost:
     """Where servers of the test process (mocks, HTTP fakes, the trace receiver) listen,
     and the name the stack's services use for that address."""
 
-    bind: str
-    advertised: str
+    bind_host: str
+    advertised_host: str
 
 
 def harness_host_for(choice: BackendChoice) -> HarnessHost:

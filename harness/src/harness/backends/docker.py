@@ -174,7 +174,7 @@ class DockerBackend:
         self._client = docker.from_env()
         reap_stale_resources(self._client)
         require_image(self._client, postgres_image, "`make images` (or docker pull it)")
-        self.reachable_host = HOST_ALIAS
+        self.advertised_host = HOST_ALIAS
         self.bridge = bridge_address(self._client)
         self.bind_host = self.bridge
         self.postgres = DockerPostgres(postgres_image)

@@ -72,7 +72,7 @@ class ProcessBackend:
     name = "process"
     # Where services reach what runs in the test process (mocks, the trace receiver).
     bind_host = "127.0.0.1"
-    reachable_host = "127.0.0.1"
+    advertised_host = "127.0.0.1"
 
     def __init__(self, postgres: PostgresServer, log_dir: Path) -> None:
         self.postgres = postgres

@@ -14,7 +14,8 @@ RPCs are selected with a lambda over the service's generated *AsyncStub*: under
 must be the RPC's output type; at run time a proxy stands in for the stub and raises
 :class:`UnknownRpcError`, listing the service's RPCs, at once.
 
-The server (``serve``/``serving``/``channel``) runs on an event loop thread of the mock's
+The server (``start``/``close``, ``astart``/``aclose`` in async code, the context manager
+``serving``, ``channel``) runs on an event loop thread of the mock's
 own, so it answers while the test blocks (a synchronous client, ``subprocess.run``, a
 synchronous fixture waiting on a container) and whatever the loop scope of the test.
 Async ``responds`` functions run on the loop that programmed them, so they may await

@@ -1,4 +1,4 @@
-"""The mock as tests use it: :class:`GrpcMock` (program, serve, verify) and :class:`GrpcMocks`."""
+"""The mock as tests use it: :class:`GrpcMock` (program, start, verify) and :class:`GrpcMocks`."""
 
 from __future__ import annotations
 
@@ -176,40 +176,41 @@ class GrpcMock(Generic[Stub]):
 
     @property
     def address(self) -> str:
-        """``host:port`` the server is bound to (as given to ``serve``); MockError if stopped."""
+        """``host:port`` the server is bound to (as given to ``start``); MockError if stopped."""
         return self._server.address
 
     @property
     def port(self) -> int:
-        """The bound port (the one chosen when ``serve`` was given port 0)."""
+        """The bound port (the one chosen when ``start`` was given port 0)."""
         return self._server.port
 
-    async def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host:port`` (0: a free port) with health checking; return ``host:port``.
+    async def astart(self, bind_host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on ``bind_host:port`` (0: a free port) with health checking; return
+        ``host:port``.
 
-        ``host`` decides who can reach it: 127.0.0.1 for this machine, ``0.0.0.0`` or a
+        ``bind_host`` decides who can reach it: 127.0.0.1 for this machine, ``0.0.0.0`` or a
         Docker bridge address for containers. Health answers SERVING for ``""`` and for
         :attr:`service_name`. The server runs on a thread of its own; see the module doc.
         """
-        return await asyncio.to_thread(self.start, host, port)
+        return await asyncio.to_thread(self.start, bind_host, port)
 
-    async def stop(self, grace: float | None = None) -> None:
+    async def aclose(self, grace: float | None = None) -> None:
         """Report NOT_SERVING and stop; calls in flight get ``grace`` seconds. Idempotent."""
         await asyncio.to_thread(self.close, grace)
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """:meth:`serve` for synchronous code (fixtures, scripts): blocks until listening."""
-        self._server.start(host, port)
+    def start(self, bind_host: str = "127.0.0.1", port: int = 0) -> str:
+        """:meth:`astart` for synchronous code (fixtures, scripts): blocks until listening."""
+        self._server.start(bind_host, port)
         return self.address
 
     def close(self, grace: float | None = None) -> None:
-        """:meth:`stop` for synchronous code. Idempotent."""
+        """:meth:`aclose` for synchronous code. Idempotent."""
         self._server.close(grace)
 
     @contextlib.contextmanager
-    def serving(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    def serving(self, bind_host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
         """``with mock.serving(...) as address:`` start, give the address, close."""
-        address = self.start(host, port)
+        address = self.start(bind_host, port)
         try:
             yield address
         finally:
@@ -223,13 +224,13 @@ class GrpcMock(Generic[Stub]):
         """
         started = not self._server.is_serving
         if started:
-            await self.serve()
+            await self.astart()
         try:
             async with grpc.aio.insecure_channel(self._server.client_target()) as channel:
                 yield channel
         finally:
             if started:
-                await self.stop()
+                await self.aclose()
 
 
 class GrpcMocks:

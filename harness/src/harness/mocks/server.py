@@ -178,7 +178,9 @@ class MockServer:
         """``host:port`` the server is bound to (as given to ``serve``); MockError if stopped."""
         running = self._running
         if running is None:
-            raise MockError(f"the {self.service_name} mock is not serving; call serve() first")
+            raise MockError(
+                f"the {self.service_name} mock is not serving; call start() (or astart()) first"
+            )
         return f"{_host_in_address(running.host)}:{running.port}"
 
     @property
@@ -186,7 +188,9 @@ class MockServer:
         """The bound port (the one chosen when ``serve`` was given port 0)."""
         running = self._running
         if running is None:
-            raise MockError(f"the {self.service_name} mock is not serving; call serve() first")
+            raise MockError(
+                f"the {self.service_name} mock is not serving; call start() (or astart()) first"
+            )
         return running.port
 
     def start(self, host: str, port: int) -> None:

@@ -55,7 +55,7 @@ def serve_mock(spec: ServiceSpec, backend: Backend) -> MockEndpoint:
     mock: GrpcMock[Any] = GrpcMock(services[0])
     mock.start(backend.bind_host)
     return MockEndpoint(
-        mock, f"{backend.bind_host}:{mock.port}", f"{backend.reachable_host}:{mock.port}"
+        mock, f"{backend.bind_host}:{mock.port}", f"{backend.advertised_host}:{mock.port}"
     )
 
 
@@ -133,7 +133,7 @@ class Stack:
             upstream,
             name=link_name(caller, callee),
             bind_host=self.backend.bind_host,
-            advertised_host=self.backend.reachable_host,
+            advertised_host=self.backend.advertised_host,
             journal=self.journal,
         ).start()
         self.links[(caller, callee)] = link

@@ -75,20 +75,20 @@ def _new_id(size: int) -> str:
 class TraceReceiver:
     """An OTLP/gRPC trace receiver on background threads; a context manager.
 
-    ``host`` is the interface it binds (loopback by default; containers need one they
+    ``bind_host`` is the interface it binds (loopback by default; containers need one they
     can reach, e.g. ``0.0.0.0`` with ``advertised_host`` the address they use for this
     machine). Thread-safe: spans arrive on the server's threads, tests read on theirs.
     """
 
     def __init__(
         self,
-        host: str = "127.0.0.1",
+        bind_host: str = "127.0.0.1",
         port: int = 0,
         *,
         advertised_host: str | None = None,
         max_workers: int = 4,
     ) -> None:
-        self.host = host
+        self.bind_host = bind_host
         self._requested_port = port
         self.advertised_host = advertised_host
         self._max_workers = max_workers
@@ -112,7 +112,7 @@ class TraceReceiver:
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             _TraceService(self), server
         )
-        address = f"{_bracketed(self.host)}:{self._requested_port}"
+        address = f"{_bracketed(self.bind_host)}:{self._requested_port}"
         try:
             port = server.add_insecure_port(address)
         except RuntimeError as error:
@@ -121,7 +121,7 @@ class TraceReceiver:
         self._server, self._port = server, port
         return self
 
-    def stop(self, grace: float | None = 1.0) -> None:
+    def close(self, grace: float | None = 1.0) -> None:
         if self._server is not None:
             self._server.stop(grace).wait()
             self._server = None
@@ -135,7 +135,7 @@ class TraceReceiver:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.close()
 
     @property
     def port(self) -> int:
@@ -146,7 +146,7 @@ class TraceReceiver:
     @property
     def endpoint(self) -> str:
         """What to put in a service's ``OTEL_EXPORTER_OTLP_ENDPOINT``."""
-        host = self.advertised_host or self.host
+        host = self.advertised_host or self.bind_host
         if host in ("0.0.0.0", "::", ""):  # noqa: S104 -- a wildcard is reached on loopback
             host = "127.0.0.1"
         return f"http://{_bracketed(host)}:{self.port}"
