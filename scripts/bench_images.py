@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+from progress import Progress
+
 from harness.workspace import Workspace
 from images import (
     LOCAL_PYTHON_IMAGE,
@@ -24,7 +26,7 @@ from images import (
     ROOT,
     Outcome,
     build_base,
-    build_service,
+    build_services,
     image_id,
 )
 
@@ -34,10 +36,11 @@ def docker(*args: str) -> str:
     return result.stdout
 
 
-def build_all(python_image: str) -> tuple[float, list[Outcome]]:
+def build_all(progress: Progress, python_image: str) -> tuple[float, list[Outcome]]:
     workspace = Workspace.read(ROOT)
     started = time.monotonic()
-    outcomes = [build_service(workspace, s, python_image) for s in workspace.services()]
+    names = [s.name for s in workspace.services()]
+    outcomes = build_services(progress, workspace, names, python_image)
     return time.monotonic() - started, outcomes
 
 
@@ -66,11 +69,15 @@ def main() -> int:
     parser.add_argument("--touch", default="dummy", help="the service whose code is touched")
     args = parser.parse_args()
     python_image = LOCAL_PYTHON_IMAGE if args.local_base else PUBLIC_PYTHON_IMAGE
+    with Progress() as progress:
+        return bench(progress, args.touch, python_image, base_too=args.base_too)
 
-    if args.base_too:
+
+def bench(progress: Progress, touch: str, python_image: str, *, base_too: bool) -> int:
+    if base_too:
         started = time.monotonic()
-        build_base(force=True)
-        print(
+        build_base(progress, force=True)
+        progress.note(
             f"base images (debootstrap, python, postgres), cold: {time.monotonic() - started:.1f} s"
         )
     if image_id(python_image) is None:
@@ -82,29 +89,29 @@ def main() -> int:
             "images", "--format", "{{.Repository}}:{{.Tag}}", f"kit/{service.name}"
         ).split():
             docker("rmi", "--force", line)
-    seconds, cold = build_all(python_image)
+    seconds, cold = build_all(progress, python_image)
     report("cold build, every service image", seconds, cold)
 
-    seconds, unchanged = build_all(python_image)
+    seconds, unchanged = build_all(progress, python_image)
     report("rebuild, nothing changed", seconds, unchanged)
 
-    touched = ROOT / "services" / args.touch / "src" / args.touch / "__init__.py"
+    touched = ROOT / "services" / touch / "src" / touch / "__init__.py"
     before = {o.service: o.tag for o in unchanged}
     original = touched.read_text()
     try:
         touched.write_text(original + "# touched by scripts/bench_images.py\n")
-        seconds, after = build_all(python_image)
+        seconds, after = build_all(progress, python_image)
     finally:
         touched.write_text(original)
     report(f"rebuild after touching {touched.relative_to(ROOT)}", seconds, after)
     rebuilt = sorted(o.service for o in after if o.built)
-    print(f"  rebuilt: {rebuilt} (expected: ['{args.touch}'])")
-    new_tag = next(o.tag for o in after if o.service == args.touch)
-    same_venv = venv_layer(before[args.touch]) == venv_layer(new_tag)
+    print(f"  rebuilt: {rebuilt} (expected: ['{touch}'])")
+    new_tag = next(o.tag for o in after if o.service == touch)
+    same_venv = venv_layer(before[touch]) == venv_layer(new_tag)
     print(f"  third-party layer (/venv) reused: {same_venv}")
     docker("rmi", new_tag)  # the touched variant is not a real version
-    build_all(python_image)  # retag :local to the real sources
-    return 0 if rebuilt == [args.touch] and same_venv else 1
+    build_all(progress, python_image)  # retag :local to the real sources
+    return 0 if rebuilt == [touch] and same_venv else 1
 
 
 if __name__ == "__main__":

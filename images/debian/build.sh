@@ -43,9 +43,9 @@ rootfs=$(mktemp -d /tmp/kit-rootfs.XXXXXX)
 trap 'rm -rf "$rootfs"' EXIT
 
 echo "debootstrap $suite from $mirror"
-debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" >"$rootfs.log" 2>&1 \
-  || { tail -n 30 "$rootfs.log" >&2; rm -f "$rootfs.log"; exit 1; }
-rm -f "$rootfs.log"
+# Its output as it goes (I: Retrieving..., I: Unpacking...): scripts/images.py shows the
+# latest line as the step in progress, and the last ones when it fails.
+debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" 2>&1
 
 # What an image does not need: package caches, docs, man pages, translations.
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
@@ -64,6 +64,7 @@ path-exclude=/usr/share/man/*
 path-exclude=/usr/share/locale/*
 CONF
 
+echo "docker import $tag"
 tar -C "$rootfs" -c . | docker import \
   -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   -c 'ENV LANG=C.UTF-8' \

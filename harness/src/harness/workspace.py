@@ -98,15 +98,29 @@ class Workspace:
         member and of the members it depends on (bytecode left out), by path relative to
         the workspace, so two checkouts of the same code agree."""
         digest = hashlib.sha256()
+        for path in self._source_paths(name):
+            data = path.read_bytes()
+            digest.update(f"{path.relative_to(self.root)}\0{len(data)}\0".encode())
+            digest.update(data)
+        return digest.hexdigest()
+
+    def source_files(self, name: str) -> dict[str, str]:
+        """The files ``source_digest`` covers, each path (relative to the workspace) with
+        the SHA-256 of its content: what tells which sources changed since a build."""
+        return {
+            str(path.relative_to(self.root)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in self._source_paths(name)
+        }
+
+    def _source_paths(self, name: str) -> list[Path]:
+        paths = []
         for member in self.closure(name):
             source = self.root / member.path / "src"
             for path in sorted(p for p in source.rglob("*") if p.is_file()):
                 if "__pycache__" in path.parts or path.suffix == ".pyc":
                     continue
-                data = path.read_bytes()
-                digest.update(f"{path.relative_to(self.root)}\0{len(data)}\0".encode())
-                digest.update(data)
-        return digest.hexdigest()
+                paths.append(path)
+        return paths
 
     def http_services(self) -> list[Member]:
         """The HTTP services ([tool.kit.service] http-port), e.g. the gateway."""
