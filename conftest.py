@@ -15,7 +15,6 @@ included; their auth service logs in with the same fakes served over HTTP
 from __future__ import annotations
 
 import functools
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -36,12 +35,15 @@ from dummy.owners import UserServiceOwners
 from dummy.repository import PostgresEntityRepository
 from dummy.server import registration as dummy_registration
 from fixtures.factories import CreateUserRequestFactory
+from fixtures.image_builds import PLUGIN_NAME as IMAGE_BUILDS_PLUGIN
+from fixtures.image_builds import ImageBuilds, image_builds
 from fixtures.inprocess import InProcess, NewOwner, serve_in_process
 from fixtures.oauth import FakeGitHub, FakeGoogle, settings_env
 from harness import DatabaseSpec, HttpFakeServer
-from harness.config import BackendChoice
+from harness.config import BackendChoice, get_config
 from harness.databases import CleanStrategy, Databases
 from harness.services import ServiceSpec, workspace_services
+from harness.stack_fixtures import resolve_backend
 from servicekit.migrations import migrate
 from user import UserClient
 from user.repository import PostgresUserRepository
@@ -60,6 +62,25 @@ SERVICES = ("auth", "user", "dummy")
 
 
 ROOT = Path(__file__).resolve().parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The service images, made current once per run when the stacks run on docker."""
+    command = [
+        sys.executable,
+        str(ROOT / "scripts/images.py"),
+        "--progress",
+        "events",
+        "build",
+        "--auto-base",
+    ]
+    config.pluginmanager.register(
+        ImageBuilds(config, command, uses_docker=stacks_use_docker), IMAGE_BUILDS_PLUGIN
+    )
+
+
+def stacks_use_docker(config: pytest.Config) -> bool:
+    return resolve_backend(get_config(config).backend) is BackendChoice.DOCKER
 
 
 @dataclass(frozen=True)
@@ -98,20 +119,16 @@ def oauth_providers(
 
 @pytest.fixture(scope="session")
 def harness_services(
-    harness_backend_name: BackendChoice, stack_oauth_providers: OauthProviders
+    request: pytest.FixtureRequest,
+    harness_backend_name: BackendChoice,
+    stack_oauth_providers: OauthProviders,
 ) -> list[ServiceSpec]:
     """This workspace's services ([tool.kit.service] in their pyproject.toml), auth with
     Google and GitHub configured against the HTTP fakes. On the docker backend their
-    images are built first, or reused when unchanged."""
+    images are current: built (or reused when unchanged) before the first test that
+    needs them, the build's progress on the terminal (fixtures/image_builds.py)."""
     if harness_backend_name is BackendChoice.DOCKER:
-        built = subprocess.run(
-            [sys.executable, str(ROOT / "scripts/images.py"), "build", "--auto-base"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if built.returncode != 0:
-            raise RuntimeError(f"building the service images failed:\n{built.stderr}")
+        image_builds(request.config).require()
     return [
         replace(spec, env={**spec.env, **stack_oauth_providers.env()})
         if spec.name == "auth"
