@@ -60,6 +60,9 @@ from user.v1 import user_pb2_grpc
 
 SERVICES = ("auth", "user", "dummy")
 
+# tests/test_images_progress.py runs sessions of its own (the harness's tests enable it too)
+pytest_plugins = ["pytester"]
+
 
 ROOT = Path(__file__).resolve().parent
 

@@ -57,13 +57,13 @@ IMAGE_REPOSITORY = "kit"
 DEFAULT_LOCK_FILE = Path(tempfile.gettempdir()) / "kit-images.lock"
 LOCK_WAIT_SECONDS = 3600.0
 
-# What else a service image records of its inputs, beside SOURCE_DIGEST_LABEL: the
-# next build compares them with the checkout's to say why it builds.
-SOURCE_FILES_LABEL = "kit.source-files"  # JSON {path: sha256} (Workspace.source_files)
-REQUIREMENTS_LABEL = "kit.requirements-digest"
-BASE_LABEL = "kit.base-id"
-DOCKERFILE_LABEL = "kit.dockerfile-digest"
+# What else a service image records of its inputs, beside SOURCE_DIGEST_LABEL: JSON
+# {"sources": {path: sha256} (Workspace.source_files), "requirements", "base",
+# "dockerfile": digests}; the next build compares them with the checkout's to say why it
+# builds. One label: the classic builder makes each label a step of the build.
+INPUTS_LABEL = "kit.build-inputs"
 NAMES_SHOWN = 3  # changed files named in a reason; the rest are counted
+DETAIL_CHARACTERS = 120  # of a step's detail line
 
 
 class ImageError(Exception):
@@ -93,8 +93,11 @@ def image_size_mb(reference: str) -> float:
 
 
 def docker_build_detail(line: str) -> str | None:
-    """The classic builder's ``Step 5/14 : RUN ...`` lines: the step in progress."""
-    return line if line.startswith("Step ") else None
+    """The classic builder's ``Step 5/14 : RUN ...`` lines: the step in progress (a
+    long instruction, a label of JSON, cut)."""
+    if not line.startswith("Step "):
+        return None
+    return line if len(line) <= DETAIL_CHARACTERS else line[: DETAIL_CHARACTERS - 1] + "…"
 
 
 def docker_build(
@@ -349,12 +352,15 @@ def input_labels(
     workspace: Workspace, service: Member, requirements: Path, base_id: str
 ) -> dict[str, str]:
     """The labels a service image records of its inputs."""
+    inputs = {
+        "sources": workspace.source_files(service.name),
+        "requirements": hashlib.sha256(requirements.read_bytes()).hexdigest(),
+        "base": base_id,
+        "dockerfile": hashlib.sha256(dockerfile(workspace, service).encode()).hexdigest(),
+    }
     return {
         SOURCE_DIGEST_LABEL: workspace.source_digest(service.name),
-        SOURCE_FILES_LABEL: json.dumps(workspace.source_files(service.name), sort_keys=True),
-        REQUIREMENTS_LABEL: hashlib.sha256(requirements.read_bytes()).hexdigest(),
-        BASE_LABEL: base_id,
-        DOCKERFILE_LABEL: hashlib.sha256(dockerfile(workspace, service).encode()).hexdigest(),
+        INPUTS_LABEL: json.dumps(inputs, sort_keys=True, separators=(",", ":")),
     }
 
 
@@ -376,33 +382,25 @@ def why_build(previous: Mapping[str, str] | None, current: Mapping[str, str]) ->
     for it (None: there is none), ``current`` those this build would record."""
     if previous is None:
         return ["no image"]
+    recorded = previous.get(INPUTS_LABEL)
+    if recorded is None:
+        # an image from before the inputs were recorded: all that is known is that it differs
+        return ["inputs changed since the last build"]
+    before, now = json.loads(recorded), json.loads(current[INPUTS_LABEL])
     reasons = []
-    if previous.get(SOURCE_DIGEST_LABEL) != current[SOURCE_DIGEST_LABEL]:
-        files_before = previous.get(SOURCE_FILES_LABEL)
-        changed = (
-            changed_files(json.loads(files_before), json.loads(current[SOURCE_FILES_LABEL]))
-            if files_before
-            else []
-        )
-        if changed:
-            more = len(changed) - NAMES_SHOWN
-            named = ", ".join(changed[:NAMES_SHOWN]) + (f" and {more} more" if more > 0 else "")
-            reasons.append(f"sources changed: {named}")
-        else:
-            reasons.append("sources changed")
-    for label, what in (
-        (REQUIREMENTS_LABEL, "dependencies changed (uv.lock)"),
-        (BASE_LABEL, "base image changed"),
-        (DOCKERFILE_LABEL, "Dockerfile changed"),
+    changed = changed_files(before.get("sources", {}), now["sources"])
+    if changed:
+        more = len(changed) - NAMES_SHOWN
+        named = ", ".join(changed[:NAMES_SHOWN]) + (f" and {more} more" if more > 0 else "")
+        reasons.append(f"sources changed: {named}")
+    for key, what in (
+        ("requirements", "dependencies changed (uv.lock)"),
+        ("base", "base image changed"),
+        ("dockerfile", "Dockerfile changed"),
     ):
-        if label in previous and previous[label] != current[label]:
+        if before.get(key) != now[key]:
             reasons.append(what)
-    if reasons:
-        return reasons
-    if all(label in previous for label in current):
-        return ["no image of this content"]  # the content tag was removed, say
-    # an image from before the inputs were recorded: all that is known is that it differs
-    return ["inputs changed since the last build"]
+    return reasons or ["no image of this content"]  # its content tag was removed, say
 
 
 @dataclass(frozen=True)
@@ -494,11 +492,23 @@ def build_services(
     python_image: str,
     repository: str = IMAGE_REPOSITORY,
 ) -> list[Outcome]:
+    """Every image of ``names`` current: built when it changed, else reused."""
     with progress.step("service images: checking what changed"):
-        plans = [
-            plan_service(workspace, workspace.members[name], python_image, repository)
-            for name in names
-        ]
+        plans = plan_services(workspace, names, python_image, repository)
+    return build_planned(progress, workspace, plans, python_image)
+
+
+def plan_services(
+    workspace: Workspace, names: list[str], python_image: str, repository: str
+) -> list[Plan]:
+    return [
+        plan_service(workspace, workspace.members[name], python_image, repository) for name in names
+    ]
+
+
+def build_planned(
+    progress: Progress, workspace: Workspace, plans: list[Plan], python_image: str
+) -> list[Outcome]:
     announce(progress, plans)
     return [build_service(progress, workspace, plan, python_image) for plan in plans]
 
@@ -593,10 +603,12 @@ def run_command(progress: Progress, args: argparse.Namespace) -> list[Outcome]:
     if unknown:
         raise ImageError(f"unknown services {unknown}; known: {sorted(services)}")
     python_image = LOCAL_PYTHON_IMAGE if args.local_base else args.python_image
-    if args.auto_base:
-        python_image = auto_base(progress)
     names = args.services or sorted(services)
-    return build_services(progress, workspace, names, python_image, args.repository)
+    with progress.step("service images: checking what changed"):
+        if args.auto_base:
+            python_image = auto_base(progress)
+        plans = plan_services(workspace, names, python_image, args.repository)
+    return build_planned(progress, workspace, plans, python_image)
 
 
 if __name__ == "__main__":
