@@ -36,6 +36,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from progress import Mode, Progress  # noqa: E402
+
 from images import build_traefik  # noqa: E402
 
 SERVICES = {"auth": 50051, "user": 50052, "dummy": 50053}
@@ -79,7 +81,8 @@ def choose_traefik_image() -> str:
         return chosen
     if image_present(PUBLIC_TRAEFIK_IMAGE):
         return PUBLIC_TRAEFIK_IMAGE
-    return build_traefik()
+    with Progress(mode=Mode.PLAIN) as progress:  # shown with the test's output if it fails
+        return build_traefik(progress)
 
 
 def compose_command(project: str, *options: str) -> tuple[str, ...]:
