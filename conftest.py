@@ -39,11 +39,10 @@ from fixtures.image_builds import PLUGIN_NAME as IMAGE_BUILDS_PLUGIN
 from fixtures.image_builds import ImageBuilds, image_builds
 from fixtures.inprocess import InProcess, NewOwner, serve_in_process
 from fixtures.oauth import FakeGitHub, FakeGoogle, settings_env
-from harness import DatabaseSpec, HttpFakeServer
-from harness.config import BackendChoice, get_config
+from harness import BackendChoice, DatabaseSpec, HarnessConfig, HttpFakeServer
+from harness.backends import resolve_backend
 from harness.databases import CleanStrategy, Databases
 from harness.services import ServiceSpec, workspace_services
-from harness.stack_fixtures import resolve_backend
 from servicekit.migrations import migrate
 from user import UserClient
 from user.repository import PostgresUserRepository
@@ -83,7 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def stacks_use_docker(config: pytest.Config) -> bool:
-    return resolve_backend(get_config(config).backend) is BackendChoice.DOCKER
+    return resolve_backend(HarnessConfig.from_pytest(config).backend) is BackendChoice.DOCKER
 
 
 @dataclass(frozen=True)

@@ -159,13 +159,13 @@ sys.path.insert(0, {root!r})
 import pytest
 
 from fixtures.image_builds import PLUGIN_NAME, ImageBuilds, image_builds
-from harness.config import BackendChoice, get_config
-from harness.stack_fixtures import resolve_backend
+from harness import BackendChoice, HarnessConfig
+from harness.backends import resolve_backend
 
 
 def pytest_configure(config):
     def uses_docker(config):
-        return resolve_backend(get_config(config).backend) is BackendChoice.DOCKER
+        return resolve_backend(HarnessConfig.from_pytest(config).backend) is BackendChoice.DOCKER
 
     config.pluginmanager.register(
         ImageBuilds(config, {command!r}, uses_docker=uses_docker), PLUGIN_NAME
