@@ -73,6 +73,9 @@ PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/
 # Seconds a terminating pod keeps serving before the SIGTERM, while the endpoint
 # controllers and kube-proxy (or the ingress) stop sending it new connections.
 PRE_STOP_SECONDS = 5
+# How long a caller keeps one connection to a gRPC service before it resolves the
+# headless Service's name again (and so finds the replicas added since).
+MAX_CONNECTION_AGE_SECONDS = 30
 # servicekit.telemetry.Telemetry.shutdown's bound on exporting the last spans.
 SPAN_FLUSH_SECONDS = 5
 PRODUCTION_REPLICAS = 2
@@ -212,6 +215,7 @@ def config(service: Service, by_name: Mapping[str, Service]) -> dict[str, str]:
         values = {
             service.env("GRPC_HOST"): "0.0.0.0",  # noqa: S104 - the pod's own interface
             service.env("GRPC_PORT"): str(service.port),
+            service.env("MAX_CONNECTION_AGE_SECONDS"): str(MAX_CONNECTION_AGE_SECONDS),
         }
     values[service.env("LOG_LEVEL")] = "INFO"
     values[service.env("SHUTDOWN_GRACE_SECONDS")] = f"{service.shutdown_grace_seconds:g}"
@@ -324,11 +328,18 @@ def deployment(service: Service) -> dict[str, Any]:
 
 
 def kube_service(service: Service) -> dict[str, Any]:
+    # A gRPC service is headless: its name resolves to every ready pod, and the callers'
+    # channels (servicekit.channels, round robin) spread their calls over all of them. A
+    # cluster IP would balance connections, not calls: each caller's one HTTP/2
+    # connection would pin it to one replica. The gateway is reached through the ingress,
+    # which balances requests itself.
+    headless = {} if service.is_http else {"clusterIP": "None"}
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": service.name, "labels": labels(service)},
         "spec": {
+            **headless,
             "selector": selector(service),
             "ports": [
                 {

@@ -346,6 +346,28 @@ def test_outside_the_graph_each_service_reaches_dns_its_database_and_the_collect
         assert ports == sorted(expected), name
 
 
+@pytest.mark.parametrize("tree", TREES)
+def test_calls_spread_over_the_replicas_of_a_grpc_service(tree: str) -> None:
+    """A gRPC service's name resolves to every ready pod (headless), and its callers come
+    back to resolve it again at least every MAX_CONNECTION_AGE_SECONDS (the callee closes
+    older connections): with the callers' round-robin channels, every replica gets calls."""
+    resources = rendered(tree)
+    services = {s["metadata"]["name"]: s["spec"] for s in of_kind(resources, "Service")}
+    configs = {
+        c["metadata"]["name"].rsplit("-", 1)[0]: c["data"] for c in of_kind(resources, "ConfigMap")
+    }
+    for name in SERVICES:
+        if GRAPH[name].http:
+            assert "clusterIP" not in services[name]
+            continue
+        assert services[name]["clusterIP"] == "None"
+        (port,) = services[name]["ports"]
+        # no cluster IP, no port translation: callers dial the pod's own port
+        assert port["port"] == GRAPH[name].port
+        age = configs[f"{name}-config"][f"{name.upper()}_MAX_CONNECTION_AGE_SECONDS"]
+        assert float(age) == kubegen.MAX_CONNECTION_AGE_SECONDS
+
+
 def test_the_gateway_ingress_goes_through_traefik() -> None:
     (ingress,) = of_kind(rendered("overlays/production"), "Ingress")
     assert ingress["spec"]["ingressClassName"] == "traefik"

@@ -30,6 +30,11 @@ RECONNECT_OPTIONS = (
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
+# Calls spread over every address the callee's name resolves to, one connection each,
+# instead of all going down the one connection of gRPC's default (pick_first): behind a
+# Kubernetes headless Service the name resolves to every ready replica. One address
+# (a host name of compose, 127.0.0.1 in tests) behaves as before.
+BALANCING_OPTIONS = (("grpc.lb_policy_name", "round_robin"),)
 
 # Polled by the harness, load balancers and orchestrators: a span per poll would
 # bury the calls that matter.
@@ -119,5 +124,7 @@ def traced(
 def service_channel(
     address: str, *, tracer_provider: trace.TracerProvider | None = None
 ) -> grpc.aio.Channel:
-    """An insecure, traced channel to another service of the backend (inside its network)."""
-    return traced(grpc.aio.insecure_channel(address, options=RECONNECT_OPTIONS), tracer_provider)
+    """An insecure, traced channel to another service of the backend (inside its network),
+    its calls spread over every address ``address`` resolves to (round robin)."""
+    options = (*RECONNECT_OPTIONS, *BALANCING_OPTIONS)
+    return traced(grpc.aio.insecure_channel(address, options=options), tracer_provider)

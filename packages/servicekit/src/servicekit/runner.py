@@ -85,6 +85,8 @@ async def _serve(
                 definition.build(pool, settings, resources),
                 tracer_provider=tracer_provider,
                 policy=CallPolicy(settings.access_log, settings.slow_call_seconds),
+                max_connection_age_seconds=settings.max_connection_age_seconds,
+                max_connection_age_grace_seconds=settings.shutdown_grace_seconds,
             )
             await server.start()
             # One parseable line that launchers (the harness, scripts/dev.py) wait for.

@@ -63,15 +63,26 @@ def create_server(
     *,
     tracer_provider: TracerProvider | None = None,
     policy: CallPolicy | None = None,
+    max_connection_age_seconds: float | None = None,
+    max_connection_age_grace_seconds: float = 10.0,
 ) -> Server:
     """Build a server with ``services``, health checking and reflection, bound to ``address``.
 
     ``address`` is ``host:port``; port 0 binds a free port, returned in ``Server.port``.
     Spans go to ``tracer_provider``; None means the process's global provider (a no-op
     until one is installed). ``policy`` says which calls get an access-log line.
+    ``max_connection_age_seconds``: each connection is closed gracefully (GOAWAY, its
+    calls given ``max_connection_age_grace_seconds`` to finish) once that old, so that
+    callers resolve the name again and find replicas added since; None: never.
     """
     # SO_REUSEPORT off: a second server on a taken port must fail, not share the port.
-    grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    options: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
+    if max_connection_age_seconds is not None:
+        options += [
+            ("grpc.max_connection_age_ms", round(max_connection_age_seconds * 1000)),
+            ("grpc.max_connection_age_grace_ms", round(max_connection_age_grace_seconds * 1000)),
+        ]
+    grpc_server = grpc.aio.server(options=options)
     registrar = registrar_for(grpc_server, tracer_provider=tracer_provider, policy=policy)
     for service in services:
         service.add_to_server(registrar)

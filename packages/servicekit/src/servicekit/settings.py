@@ -33,6 +33,13 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, description="how long SIGTERM lets in-flight calls finish"
     )
+    max_connection_age_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="close each caller's connection gracefully once this old, so that callers "
+        "resolve the name again and spread over replicas added since (Kubernetes); "
+        "unset: never",
+    )
     access_log: bool = Field(
         default=False,
         description="a log line per call; off: only server errors and slow calls are logged",
