@@ -15,6 +15,7 @@ each service's settings give, under deploy/kubernetes/:
                                          # when a rendered overlay fails the schemas
     python scripts/kubegen.py release --registry REG --images build/images.json --output DIR
                                          # an overlay over production with the pushed images
+    python scripts/kubegen.py graph      # the edges the network policies allow (README)
 
 --check renders base and each overlay with `kustomize build` or `kubectl kustomize`
 (whichever is on PATH) and validates every resource with kubernetes-validate against
@@ -614,6 +615,45 @@ def expected_files(workspace: Workspace) -> dict[Path, str]:
     return files
 
 
+# --- the network policy graph, for people -------------------------------------------
+
+
+def describe_peer(peer: Mapping[str, Any]) -> str:
+    if "ipBlock" in peer:
+        return "the internet (not the private ranges)"
+    namespace = peer.get("namespaceSelector", {}).get("matchLabels", {})
+    pods = peer.get("podSelector", {}).get("matchLabels", {})
+    where = f"namespace {namespace['kubernetes.io/metadata.name']}" if namespace else ""
+    if NAME_LABEL in pods:
+        return pods[NAME_LABEL] if not where else f"{pods[NAME_LABEL]} ({where})"
+    if pods:
+        return f"{', '.join(f'{k}={v}' for k, v in pods.items())} ({where})"
+    return where
+
+
+def policy_graph(services: Sequence[Service]) -> list[str]:
+    """One line per edge the network policies allow, read from the policies themselves:
+    who may connect to whom, on which port (README, "Deploying to Kubernetes")."""
+    lines = []
+    for service in services:
+        policy = network_policy(service, services)["spec"]
+        for rule in policy["ingress"]:
+            for peer in rule["from"]:
+                if "namespaceSelector" in peer:  # callers in the namespace appear as egress
+                    ports = "/".join(str(p["port"]) for p in rule["ports"])
+                    lines.append(f"{describe_peer(peer)} ──{ports}──▶ {service.name}")
+    for service in services:
+        for rule in network_policy(service, services)["spec"]["egress"]:
+            ports = "/".join(str(p["port"]) for p in rule["ports"])
+            peers = [describe_peer(peer) for peer in rule.get("to", [])] or ["any address"]
+            lines.extend(f"{service.name} ──{ports}──▶ {peer}" for peer in peers)
+    for policy in namespace_policies():
+        for rule in policy["spec"].get("egress", []):
+            ports = "/".join(sorted({str(p["port"]) for p in rule["ports"]}))
+            lines.extend(f"every pod ──{ports}──▶ {describe_peer(p)}" for p in rule["to"])
+    return lines
+
+
 # --- rendering and validation -------------------------------------------------------
 
 
@@ -783,6 +823,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--root", type=Path, default=ROOT, help="the workspace (default: this repo)"
     )
     commands = parser.add_subparsers(dest="command")
+    commands.add_parser("graph", help="print the edges the network policies allow")
     release = commands.add_parser(
         "release", help="write an overlay over production with the images of one build"
     )
@@ -794,6 +835,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         workspace = Workspace.read(args.root.resolve())
+        if args.command == "graph":
+            print(*policy_graph(read_services(workspace)), sep="\n")
+            return 0
         if args.command == "release":
             names = [s.name for s in read_services(workspace)]
             tags = read_build(args.images, names)

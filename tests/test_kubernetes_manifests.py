@@ -514,3 +514,20 @@ def test_a_site_overlay_over_production_sets_its_own_settings(tmp_path: Path) ->
     (gateway,) = (d for d in of_kind(resources, "Deployment") if d["metadata"]["name"] == "gateway")
     (container,) = gateway["spec"]["template"]["spec"]["containers"]
     assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
+
+
+def test_the_readme_draws_the_graph_the_policies_allow() -> None:
+    """README's "Deploying to Kubernetes" shows `kubegen.py graph`: kept in step."""
+    graph = kubegen.policy_graph(kubegen.read_services(Workspace.read(ROOT)))
+    readme = (ROOT / "README.md").read_text()
+    marker = "$ uv run python scripts/kubegen.py graph    # read from the generated policies\n"
+    assert marker in readme
+    drawn = readme.split(marker, 1)[1].split("```", 1)[0].splitlines()
+    assert drawn == graph, "README's graph is stale: paste `python scripts/kubegen.py graph`"
+    callers = {line for line in graph if "──▶" in line and line.split(" ──")[0] in GRAPH}
+    expected = {
+        f"{caller} ──{GRAPH[callee].port}──▶ {callee}"
+        for caller, facts in GRAPH.items()
+        for callee in facts.calls
+    }
+    assert expected <= callers
