@@ -39,10 +39,17 @@ from fixtures.image_builds import PLUGIN_NAME as IMAGE_BUILDS_PLUGIN
 from fixtures.image_builds import ImageBuilds, image_builds
 from fixtures.inprocess import InProcess, NewOwner, serve_in_process
 from fixtures.oauth import FakeGitHub, FakeGoogle, settings_env
-from harness import BackendChoice, DatabaseSpec, HarnessConfig, HttpFakeServer
-from harness.backends import resolve_backend
-from harness.databases import CleanStrategy, Databases
-from harness.services import ServiceSpec, workspace_services
+from harness import (
+    BackendChoice,
+    CleanStrategy,
+    Databases,
+    DatabaseSpec,
+    HarnessConfig,
+    HttpFakeServer,
+    ServiceSpec,
+    resolve_backend,
+    workspace_services,
+)
 from servicekit.migrations import migrate
 from user import UserClient
 from user.repository import PostgresUserRepository

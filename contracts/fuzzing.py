@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 
 from auth.v1 import auth_pb2
 from dummy.v1 import dummy_pb2
-from harness.mocks import contract_status_block
+from harness import contract_status_block
 from user.v1 import user_pb2
 
 T = TypeVar("T")

@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from dockergen import dockerfile  # noqa: E402
 
-from harness.workspace import Workspace  # noqa: E402
+from harness import Workspace  # noqa: E402
 from images import content_hash  # noqa: E402
 
 

@@ -17,8 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from auth.v1 import auth_pb2
 from dummy.v1 import dummy_pb2
 from fixtures.gateway import CSRF, assert_error, cookie_attributes, set_cookies
-from harness import StackView
-from harness.mocks import GrpcMock
+from harness import GrpcMock, StackView
 from user.v1 import user_pb2
 
 if TYPE_CHECKING:

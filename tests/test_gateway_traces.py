@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from fixtures.gateway import CSRF, oauth_login
-from harness import StackView
-from harness.traces import TraceReceiver, assert_logs_carry_trace
+from harness import StackView, TraceReceiver, assert_logs_carry_trace
 
 if TYPE_CHECKING:
     import httpx

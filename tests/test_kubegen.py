@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import kubegen  # noqa: E402
 
-from harness.workspace import Workspace  # noqa: E402
+from harness import Workspace  # noqa: E402
 
 SETTINGS = """\
 from pydantic_settings import BaseSettings, SettingsConfigDict

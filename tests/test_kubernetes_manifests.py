@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import kubegen  # noqa: E402
 
-from harness.workspace import Workspace  # noqa: E402
+from harness import Workspace  # noqa: E402
 
 TREES = ["overlays/local", "overlays/production"]
 OAUTH_VARIABLES = {

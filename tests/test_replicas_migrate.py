@@ -29,7 +29,7 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from harness.workspace import Workspace
+from harness import Workspace
 from servicekit.migrations import ADVISORY_LOCK_KEY, load_migrations
 
 if TYPE_CHECKING:

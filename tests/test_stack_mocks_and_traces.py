@@ -11,9 +11,7 @@ import pytest
 from dummy.v1 import dummy_pb2 as pb
 from dummy.v1 import dummy_pb2_grpc
 from fixtures.factories import CreateUserRequestFactory
-from harness import StackView
-from harness.mocks import GrpcMock
-from harness.traces import TraceReceiver, assert_logs_carry_trace
+from harness import GrpcMock, StackView, TraceReceiver, assert_logs_carry_trace
 from user.v1 import user_pb2, user_pb2_grpc
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from harness.errors import PostgresNotFoundError
-from harness.postgres import PostgresBinaries, SearchLocations, find_bindir, read_version
+from harness import PostgresBinaries, PostgresNotFoundError
+from harness.postgres import SearchLocations, find_bindir, read_version
 
 if TYPE_CHECKING:
     from pathlib import Path

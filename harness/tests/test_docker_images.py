@@ -10,9 +10,8 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from harness import DockerBackendError
+from harness import DockerBackendError, ServiceSpec
 from harness.backends.containers import require_current_image, require_image
-from harness.services import ServiceSpec
 from harness.workspace import SOURCE_DIGEST_LABEL
 
 BUILT_FROM = "digest-of-the-code-the-image-holds"

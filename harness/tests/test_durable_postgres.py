@@ -14,10 +14,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from harness.errors import PostgresStartError
-from harness.postgres import (
+from harness import (
     PostgresBinaries,
     PostgresServer,
+    PostgresStartError,
     find_postgres_binaries,
     run_postgres,
 )

@@ -11,9 +11,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from harness import HttpFakeError, HttpFakeServer
+from harness import HttpFakeError, HttpFakeServer, ServiceSpec
 from harness.browser import browser_client, is_loopback
-from harness.services import ServiceSpec
 
 
 @pytest.fixture

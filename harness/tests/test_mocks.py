@@ -23,14 +23,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from dummy.v1 import dummy_pb2, dummy_pb2_grpc
-from harness import MockError, MockVerificationError, UnknownRpcError
-from harness.mocks import (
+from harness import (
     NEVER_PROMISED,
     Abort,
     Call,
     GrpcMock,
     GrpcMocks,
     Metadata,
+    MockError,
+    MockVerificationError,
+    UnknownRpcError,
     contract_status_block,
     contract_status_codes,
 )
@@ -834,7 +836,6 @@ import json, sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from dummy.v1 import dummy_pb2, dummy_pb2_grpc
-from harness import MockError, MockVerificationError, UnknownRpcError
 
 with grpc.insecure_channel(sys.argv[1]) as channel:
     grpc.channel_ready_future(channel).result(timeout=10)
@@ -887,8 +888,7 @@ from __future__ import annotations
 import grpc
 
 from dummy.v1 import dummy_pb2, dummy_pb2_grpc
-from harness import MockError, MockVerificationError, UnknownRpcError
-from harness.mocks import Call, GrpcMock
+from harness import Call, GrpcMock
 
 
 def created(call: Call[dummy_pb2.CreateEntityRequest]) -> dummy_pb2.CreateEntityResponse:

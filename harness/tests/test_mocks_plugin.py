@@ -21,7 +21,7 @@ import pytest
 
 from dummy import DummyClient
 from dummy.v1 import dummy_pb2, dummy_pb2_grpc
-from harness.mocks import GrpcMocks
+from harness import GrpcMocks
 
 OWNER = "7b3f6a52-2c1e-4f7a-9d55-0c3b1e8f4a10"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.announcements import wait_for_announcement
+from harness import find_postgres_binaries, reap_stale_servers, run_postgres
 from harness.owner import process_alive
-from harness.postgres import find_postgres_binaries, reap_stale_servers, run_postgres
 
 # runs Postgres (and pytest runs of its own)
 pytestmark = pytest.mark.integration

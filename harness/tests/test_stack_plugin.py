@@ -58,8 +58,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import DatabaseSpec
-from harness.services import workspace_services
+from harness import DatabaseSpec, workspace_services
 from servicekit.migrations import migrate
 
 ROOT = Path({str(ROOT)!r})

@@ -25,16 +25,16 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from harness import TraceAssertionError
-from harness.traces import (
+from harness import (
     LogRecords,
     Span,
     Trace,
+    TraceAssertionError,
     TraceReceiver,
     assert_logs_carry_trace,
-    spans_from_request,
     traceparent,
 )
+from harness.traces import spans_from_request
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 OTHER_TRACE = "1bf7651916cd43dd8448eb211c80319d"

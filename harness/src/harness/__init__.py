@@ -1,14 +1,16 @@
-"""The kit's pytest plugin and the plain code beneath it.
+"""The kit's pytest plugin and the plain code beneath it: the one import path.
 
 The fixtures (``harness_databases``, ``postgres_server``, ``postgres_databases``,
 ``clean_databases``, ``harness_services``, ``stack``, ``grpc_mocks``, ``trace_receiver``,
 ``traces``, ``harness_host``, ``http_fake_server``, ``http_fakes``) come with the plugin;
-what a ``conftest.py``, a test or a script imports is here.
+everything a ``conftest.py`` or a test imports is here (``from harness import ...``), and
+the repository's own tests import from nowhere else (``harness/tests/test_shape.py``).
+Inner modules are the harness's own layout: see harness/README.md for the map.
 """
 
 from __future__ import annotations
 
-from harness.backends import Backend, HarnessHost, open_backend
+from harness.backends import Backend, HarnessHost, open_backend, resolve_backend
 from harness.config import BackendChoice, HarnessConfig
 from harness.databases import CleanStrategy, Databases, DatabaseSpec, databases_from_templates
 from harness.errors import (
@@ -29,8 +31,19 @@ from harness.errors import (
     WorkspaceError,
 )
 from harness.faults import FaultEntry, FaultJournal, Link, LinkStats, PostgresControl
-from harness.http_fakes import HttpFakeServer
-from harness.mocks import Abort, Call, GrpcMock, GrpcMocks
+from harness.http_fakes import FakeError, HttpFakeServer
+from harness.mocks import (
+    NEVER_PROMISED,
+    Abort,
+    Behaviour,
+    Call,
+    GrpcMock,
+    GrpcMocks,
+    Metadata,
+    Verification,
+    contract_status_block,
+    contract_status_codes,
+)
 from harness.postgres import (
     PostgresBinaries,
     PostgresServer,
@@ -39,20 +52,34 @@ from harness.postgres import (
     run_postgres,
 )
 from harness.service_process import ServiceProcess
-from harness.services import ServiceSpec, workspace_services
+from harness.services import ServiceHandle, ServiceSpec, workspace_services
 from harness.stacks import Stack, StackRequest, StackView
-from harness.traces import Span, Trace, TraceReceiver
+from harness.traces import (
+    ClientSpan,
+    LogRecord,
+    LogRecords,
+    Span,
+    Trace,
+    TraceReceiver,
+    assert_logs_carry_trace,
+    traceparent,
+)
+from harness.workspace import Member, Workspace
 
 __all__ = [
+    "NEVER_PROMISED",
     "Abort",
     "Backend",
     "BackendChoice",
+    "Behaviour",
     "Call",
     "CleanStrategy",
+    "ClientSpan",
     "DatabaseSetupError",
     "DatabaseSpec",
     "Databases",
     "DockerBackendError",
+    "FakeError",
     "FaultEntry",
     "FaultJournal",
     "GrpcMock",
@@ -65,6 +92,10 @@ __all__ = [
     "Link",
     "LinkError",
     "LinkStats",
+    "LogRecord",
+    "LogRecords",
+    "Member",
+    "Metadata",
     "MockError",
     "MockVerificationError",
     "PostgresBinaries",
@@ -73,6 +104,7 @@ __all__ = [
     "PostgresNotFoundError",
     "PostgresServer",
     "PostgresStartError",
+    "ServiceHandle",
     "ServiceProcess",
     "ServiceSpec",
     "ServiceStartError",
@@ -85,11 +117,18 @@ __all__ = [
     "TraceAssertionError",
     "TraceReceiver",
     "UnknownRpcError",
+    "Verification",
+    "Workspace",
     "WorkspaceError",
+    "assert_logs_carry_trace",
+    "contract_status_block",
+    "contract_status_codes",
     "databases_from_templates",
     "find_postgres_binaries",
     "open_backend",
     "reap_stale_servers",
+    "resolve_backend",
     "run_postgres",
+    "traceparent",
     "workspace_services",
 ]

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine
     from types import TracebackType
 
+__all__ = ["BackgroundLoop"]
+
 T = TypeVar("T")
 
 

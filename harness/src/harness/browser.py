@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+__all__ = ["browser_client", "is_loopback"]
+
 
 def is_loopback(host: str) -> bool:
     # http.cookiejar stores the cookies of a dotless host under "<host>.local"

@@ -17,6 +17,17 @@ import pytest
 from harness.databases import CleanStrategy
 from harness.postgres import PostgresBinaries, find_postgres_binaries
 
+__all__ = [
+    "SETTINGS",
+    "BackendChoice",
+    "HarnessConfig",
+    "add_options",
+    "configure",
+    "get_config",
+    "postgres_binaries",
+    "xdist_worker",
+]
+
 Choice = TypeVar("Choice", bound=enum.StrEnum)
 
 

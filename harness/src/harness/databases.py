@@ -34,6 +34,15 @@ from harness._loop import BackgroundLoop
 from harness.errors import DatabaseSetupError
 from harness.postgres import PostgresEndpoint
 
+__all__ = [
+    "MIGRATIONS_TABLE",
+    "TEMPLATE_SUFFIX",
+    "CleanStrategy",
+    "DatabaseSpec",
+    "Databases",
+    "databases_from_templates",
+]
+
 MIGRATIONS_TABLE = "schema_migrations"
 TEMPLATE_SUFFIX = "_template"
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")

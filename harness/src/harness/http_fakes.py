@@ -32,6 +32,8 @@ import httpx
 
 from harness.errors import HttpFakeError
 
+__all__ = ["MAX_BODY_BYTES", "FakeError", "Handler", "HttpFakeServer"]
+
 Handler = Callable[[httpx.Request], httpx.Response]
 MAX_BODY_BYTES = 16 * 1024 * 1024
 # Headers the server itself writes (the body is re-framed with its own length).
@@ -135,6 +137,7 @@ class HttpFakeServer:
 
     def raise_errors(self) -> None:
         """Fail with every error a fake raised since the last reset."""
+        __tracebackhide__ = True
         with self._lock:
             errors = list(self.errors)
         if errors:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from harness.errors import HarnessError, ServiceStartError
 
+__all__ = ["LOG_TAIL_LINES", "ServiceProcess"]
+
 LOG_TAIL_LINES = 200
 
 

@@ -9,6 +9,8 @@ from typing import Protocol
 
 from harness.workspace import Workspace
 
+__all__ = ["ServiceHandle", "ServiceSpec", "workspace_services"]
+
 
 @dataclass(frozen=True)
 class ServiceSpec:

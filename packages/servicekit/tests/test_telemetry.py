@@ -33,8 +33,7 @@ from dummy.owners import InMemoryOwners, UserServiceOwners
 from dummy.repository import InMemoryEntityRepository, PostgresEntityRepository
 from dummy.server import registration as dummy_registration
 from dummy.v1 import dummy_pb2, dummy_pb2_grpc
-from harness import ServiceProcess
-from harness.traces import TraceReceiver, assert_logs_carry_trace
+from harness import ServiceProcess, TraceReceiver, assert_logs_carry_trace
 from servicekit import telemetry as telemetry_module
 from servicekit.calls import CallPolicy
 from servicekit.channels import service_channel

@@ -9,7 +9,7 @@ import pytest
 
 from dummy.errors import OwnersUnavailable
 from dummy.owners import UserServiceOwners
-from harness.mocks import GrpcMocks
+from harness import GrpcMocks
 from user import UserClient
 from user.v1 import user_pb2, user_pb2_grpc
 

@@ -29,7 +29,7 @@ from gateway.app import create_app
 from gateway.clients import Clients
 from gateway.settings import GatewaySettings
 from gateway.tracing import install_tracing
-from harness.mocks import GrpcMock, GrpcMocks
+from harness import GrpcMock, GrpcMocks
 from servicekit.channels import service_channel
 from user import user_pb2, user_pb2_grpc
 

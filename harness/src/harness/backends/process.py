@@ -10,6 +10,8 @@ from harness.postgres import PostgresServer
 from harness.service_process import ServiceProcess
 from harness.services import ServiceSpec
 
+__all__ = ["ProcessBackend", "ProcessService"]
+
 
 class ProcessService:
     """A service process that keeps its port across restarts, so that the services

@@ -165,6 +165,7 @@ class GrpcMock(Generic[Stub]):
 
     def assert_no_errors(self) -> None:
         """Raise :class:`MockVerificationError` listing :attr:`errors`, if any."""
+        __tracebackhide__ = True
         errors = self.errors
         if errors:
             listed = "\n".join(f"  - {error}" for error in errors)
@@ -269,6 +270,7 @@ class GrpcMocks:
 
     def assert_no_errors(self) -> None:
         """:meth:`GrpcMock.assert_no_errors` of every mock, one message for all."""
+        __tracebackhide__ = True
         problems = []
         for mock in self._mocks:
             try:

@@ -80,6 +80,7 @@ class Verification(Generic[Req]):
 
     def called_times(self, count: int) -> list[Call[Req]]:
         """Exactly ``count`` calls; returns them."""
+        __tracebackhide__ = True
         calls = self._calls()
         if len(calls) != count:
             raise self._fail(_count(count), calls)
@@ -87,10 +88,12 @@ class Verification(Generic[Req]):
 
     def called_once(self) -> Call[Req]:
         """Exactly one call, whatever its request; returns it."""
+        __tracebackhide__ = True
         return self.called_times(1)[0]
 
     def called_once_with(self, request: Req) -> Call[Req]:
         """Exactly one call, with a request equal to ``request``; returns it."""
+        __tracebackhide__ = True
         self._check_request(request)
         calls = self._calls()
         if len(calls) != 1 or calls[0].request != request:
@@ -99,6 +102,7 @@ class Verification(Generic[Req]):
 
     def called_with(self, request: Req) -> list[Call[Req]]:
         """At least one call with a request equal to ``request``; returns those calls."""
+        __tracebackhide__ = True
         self._check_request(request)
         calls = self._calls()
         matching = [call for call in calls if call.request == request]
@@ -108,6 +112,7 @@ class Verification(Generic[Req]):
 
     def never_called(self) -> None:
         """No call at all."""
+        __tracebackhide__ = True
         calls = self._calls()
         if calls:
             raise self._fail("no call", calls)

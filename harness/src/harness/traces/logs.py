@@ -132,6 +132,7 @@ class LogRecords(Sequence[LogRecord]):
         may log from a thread without the context); rule 1 catches a service whose
         lines never carry it.
         """
+        __tracebackhide__ = True
         trace_id = trace.trace_id
         checked = (
             sorted({span.service for span in trace.spans if span.kind == "SERVER"})
@@ -174,5 +175,6 @@ def assert_logs_carry_trace(
     lines: Iterable[str] | LogRecords, trace: Trace, *, services: Iterable[str] | None = None
 ) -> None:
     """:meth:`LogRecords.assert_carry_trace` on raw JSON log lines (or parsed records)."""
+    __tracebackhide__ = True
     records = lines if isinstance(lines, LogRecords) else LogRecords.parse(lines)
     records.assert_carry_trace(trace, services=services)

@@ -239,6 +239,7 @@ class TraceReceiver:
         return None if remaining <= 0 else remaining
 
     def _timed_out(self, trace_id: str | None, timeout: float) -> Trace:
+        __tracebackhide__ = True
         trace = self._trace(trace_id)
         if trace.spans:  # spans kept coming for the whole timeout: give what is there
             return trace
@@ -258,6 +259,7 @@ class TraceReceiver:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> Trace:
         """Blocking :meth:`trace`."""
+        __tracebackhide__ = True
         deadline = time.monotonic() + timeout
         with self._condition:
             while True:
@@ -283,6 +285,7 @@ class TraceReceiver:
         request made only one trace). After ``timeout`` seconds with nothing received,
         a :class:`TraceAssertionError` says what to check.
         """
+        __tracebackhide__ = True
         loop = asyncio.get_running_loop()
         waiter = (loop, asyncio.Event())
         deadline = time.monotonic() + timeout

@@ -41,6 +41,7 @@ class Trace:
     @property
     def trace_id(self) -> str:
         """The trace id, when there is exactly one (else a TraceAssertionError)."""
+        __tracebackhide__ = True
         self.assert_single_trace()
         return self.spans[0].trace_id
 
@@ -88,6 +89,7 @@ class Trace:
         self, name: str | None = None, *, service: str | None = None, kind: SpanKind | None = None
     ) -> Span:
         """The one span with ``name`` (and ``service``, ``kind``): for attribute checks."""
+        __tracebackhide__ = True
         found = self.spans_matching(name, service=service, kind=kind)
         if len(found) != 1:
             wanted = _describe_query(name, service, kind)
@@ -99,10 +101,12 @@ class Trace:
     # ---------------------------------------------------------------- assertions
 
     def fail(self, message: str) -> NoReturn:
+        __tracebackhide__ = True
         raise TraceAssertionError(f"{message}\n\n{self.render()}")
 
     def assert_single_trace(self) -> Self:
         """All spans share one trace id (a service that dropped the context starts another)."""
+        __tracebackhide__ = True
         ids = self.trace_ids
         if len(ids) != 1:
             self.fail(
@@ -117,6 +121,7 @@ class Trace:
         ``remote_parent``: a span id known to live outside the receiver (the id of a
         ``traceparent`` a test made up), accepted as a parent.
         """
+        __tracebackhide__ = True
         orphans = [span for span in self.orphans if span.parent_span_id != remote_parent]
         if orphans:
             listed = "; ".join(
@@ -127,6 +132,7 @@ class Trace:
 
     def assert_services(self, expected: Iterable[str], *, exact: bool = True) -> Self:
         """These services took part (``exact``: and no other)."""
+        __tracebackhide__ = True
         wanted = set(expected)
         present = set(self.services)
         missing = sorted(wanted - present)
@@ -150,6 +156,7 @@ class Trace:
 
         ``code``: the gRPC status name it must have answered (``"OK"``, ``"NOT_FOUND"``...).
         """
+        __tracebackhide__ = True
         found = self.spans_matching(method, service=service, kind="SERVER")
         if not found:
             self.fail(
@@ -164,6 +171,7 @@ class Trace:
         self, name: str, code: str | grpc.StatusCode | int, *, service: str | None = None
     ) -> Self:
         """The gRPC status of the RPC spans named ``name`` (client and server alike)."""
+        __tracebackhide__ = True
         found = [
             span
             for span in self.spans_matching(name, service=service)
@@ -181,6 +189,7 @@ class Trace:
         self, name: str, status: SpanStatus, *, service: str | None = None
     ) -> Self:
         """The OpenTelemetry status (UNSET, OK, ERROR) of every span named ``name``."""
+        __tracebackhide__ = True
         found = self.spans_matching(name, service=service)
         if not found:
             self.fail(f"no span {_describe_query(name, service, None)}; present: {self._names()}")
@@ -198,6 +207,7 @@ class Trace:
         E.g. ``assert_path("client span", "dummy.v1.DummyService/CreateEntity",
         "user.v1.UserService/GetUser")``.
         """
+        __tracebackhide__ = True
         if not names:
             raise ValueError("assert_path needs at least one span name")
         if self._path_from(None, names) is None:
@@ -231,6 +241,7 @@ class Trace:
         """``service`` queried its database in this trace: at least one database span of
         ``service`` (of ``system``, e.g. "postgresql"), and with ``under`` (a span name,
         e.g. the RPC it served), every one of them nested somewhere below such a span."""
+        __tracebackhide__ = True
         found = [
             span
             for span in self.database_spans(service)
@@ -249,6 +260,7 @@ class Trace:
         return self
 
     def _check_codes(self, spans: Sequence[Span], name: str, expected: str) -> None:
+        __tracebackhide__ = True
         wrong = [span for span in spans if span.grpc_code != expected]
         if wrong:
             got = ", ".join(f"{span.grpc_code} ({span.kind} in {span.service})" for span in wrong)
