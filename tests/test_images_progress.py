@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from harness.workspace import SOURCE_DIGEST_LABEL  # noqa: E402
+from harness import SOURCE_DIGEST_LABEL  # noqa: E402
 from images import INPUTS_LABEL, uv_executable, why_build  # noqa: E402
 
 IMAGES_PY = [sys.executable, str(ROOT / "scripts/images.py")]
@@ -159,8 +159,7 @@ sys.path.insert(0, {root!r})
 import pytest
 
 from fixtures.image_builds import PLUGIN_NAME, ImageBuilds, image_builds
-from harness import BackendChoice, HarnessConfig
-from harness.backends import resolve_backend
+from harness import BackendChoice, HarnessConfig, resolve_backend
 
 
 def pytest_configure(config):
@@ -183,7 +182,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from harness.workspace import SOURCE_DIGEST_LABEL, Workspace
+from harness import SOURCE_DIGEST_LABEL, Workspace
 
 
 def test_the_probe_image_holds_the_checkouts_code(harness_services):

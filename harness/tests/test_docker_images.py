@@ -10,9 +10,8 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from harness import DockerBackendError, ServiceSpec
+from harness import SOURCE_DIGEST_LABEL, DockerBackendError, ServiceSpec
 from harness.backends.containers import require_current_image, require_image
-from harness.workspace import SOURCE_DIGEST_LABEL
 
 BUILT_FROM = "digest-of-the-code-the-image-holds"
 LABELLED = {SOURCE_DIGEST_LABEL: BUILT_FROM, "org.example.other": "x"}

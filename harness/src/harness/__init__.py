@@ -64,10 +64,11 @@ from harness.traces import (
     assert_logs_carry_trace,
     traceparent,
 )
-from harness.workspace import Member, Workspace
+from harness.workspace import SOURCE_DIGEST_LABEL, Member, Workspace
 
 __all__ = [
     "NEVER_PROMISED",
+    "SOURCE_DIGEST_LABEL",
     "Abort",
     "Backend",
     "BackendChoice",
