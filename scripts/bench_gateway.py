@@ -49,7 +49,8 @@ from types import FrameType
 
 import httpx
 from bench_floor import ECHO_ADDRESS_VARIABLE, ROLE_VARIABLE
-from dev import Backend, running_backend
+from dev import Backend, running_backend, stop_process
+from progress import Progress
 
 from harness import ServiceProcess
 
@@ -602,7 +603,7 @@ def check_targets(urls: Mapping[str, str], cookie: str) -> None:
 
 
 @contextlib.contextmanager
-def running_floor(backend: Backend) -> Iterator[dict[str, ServiceProcess]]:
+def running_floor(backend: Backend, progress: Progress) -> Iterator[dict[str, ServiceProcess]]:
     """The floor's echo service and gateway (scripts/bench_floor.py), stopped after."""
     python_path = os.pathsep.join(filter(None, [str(SCRIPTS), os.environ.get("PYTHONPATH")]))
     echo = ServiceProcess(
@@ -618,8 +619,9 @@ def running_floor(backend: Backend) -> Iterator[dict[str, ServiceProcess]]:
         log_path=LOG_DIR / "floor-echo.log",
     )
     with contextlib.ExitStack() as running:
-        echo.start()
-        running.callback(echo.stop)
+        with progress.step("floor echo: starting, until healthy"):
+            echo.start()
+        running.callback(stop_process, progress, echo)
         say(f"floor echo     {echo.address}  (grpc, logs: {echo.log_path})")
         gateway = ServiceProcess(
             name="floor-gateway",
@@ -636,8 +638,9 @@ def running_floor(backend: Backend) -> Iterator[dict[str, ServiceProcess]]:
             },
             log_path=LOG_DIR / "floor-gateway.log",
         )
-        gateway.start()
-        running.callback(gateway.stop)
+        with progress.step("floor gateway: starting, until healthy"):
+            gateway.start()
+        running.callback(stop_process, progress, gateway)
         say(f"floor gateway  http://{gateway.address}  (logs: {gateway.log_path})")
         yield {"floor-echo": echo, "floor-gateway": gateway}
 
@@ -746,8 +749,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         wrk = ensure_wrk()
         say("starting the backend (scripts/dev.py: Postgres, auth, user, dummy, gateway)")
         with (
-            running_backend("0", LOG_DIR, [FLOOR_DATABASE], say) as backend,
-            running_floor(backend) as floor,
+            Progress() as progress,
+            running_backend("0", LOG_DIR, [FLOOR_DATABASE], progress) as backend,
+            running_floor(backend, progress) as floor,
         ):
             processes = {**backend.processes, **floor}
             pids = {name: p.pid for name, p in processes.items() if p.pid is not None}

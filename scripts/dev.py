@@ -26,8 +26,10 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import asyncpg
+from progress import Progress
 
 from harness import ServiceProcess
 from harness.errors import PostgresNotFoundError, PostgresStartError
@@ -38,6 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / ".dev" / "logs"
 DEFAULT_DATA_DIR = ROOT / ".dev" / "postgres"
 DURABILITY_SETTINGS = ("fsync", "synchronous_commit", "full_page_writes")
+ExitMethod = Callable[
+    [type[BaseException] | None, BaseException | None, TracebackType | None], bool | None
+]
 
 
 async def prepare_databases(admin_dsn: str, names: list[str]) -> dict[str, str]:
@@ -93,7 +98,7 @@ def running_backend(
     ports: str = "fixed",
     log_dir: Path = LOG_DIR,
     extra_databases: Sequence[str] = (),
-    say: Callable[[str], None] = print,
+    progress: Progress | None = None,
     data_dir: Path | None = None,
 ) -> Iterator[Backend]:
     """Postgres, every [tool.kit.service] member (each after the services it calls) and
@@ -101,16 +106,20 @@ def running_backend(
     (SIGTERM, graceful), then Postgres. ``ports``: "fixed" (from each pyproject, gateway
     :8080) or "0" (free ports). ``extra_databases`` are created beside the services' own
     (scripts/bench_gateway.py's floor uses one). ``data_dir``: Postgres durable, its
-    cluster kept there across runs; without it, throwaway and not crash-safe."""
+    cluster kept there across runs; without it, throwaway and not crash-safe. What it
+    starts and stops is shown on ``progress`` while it happens."""
+    progress = progress if progress is not None else Progress()
+    say = progress.note
     services = Workspace.read(ROOT).services()
-    binaries = find_postgres_binaries()
     durable = data_dir is not None
-    with (
-        run_postgres(binaries, label="dev", durable=durable, data_dir=data_dir) as postgres,
-        contextlib.ExitStack() as running,
-    ):
-        names = [s.name for s in services] + list(extra_databases)
-        settings = asyncio.run(prepare_databases(postgres.dsn(), names))
+    with contextlib.ExitStack() as running:
+        with progress.step("postgres: starting (initdb on a first run)"):
+            binaries = find_postgres_binaries()
+            postgres_run = run_postgres(binaries, label="dev", durable=durable, data_dir=data_dir)
+            postgres = postgres_run.__enter__()
+            running.push(shown_exit(progress, "postgres: stopping", postgres_run.__exit__))
+            names = [s.name for s in services] + list(extra_databases)
+            settings = asyncio.run(prepare_databases(postgres.dsn(), names))
         say(f"postgres  {postgres.dsn()}  (PostgreSQL {postgres.version})")
         say(durability_line(settings, data_dir))
         processes: dict[str, ServiceProcess] = {}
@@ -129,8 +138,9 @@ def running_backend(
                 },
                 log_path=log_dir / f"{service.name}.log",
             )
-            process.start()
-            running.callback(process.stop)
+            with progress.step(f"{service.name}: starting, until healthy"):
+                process.start()
+            running.callback(stop_process, progress, process)
             processes[service.name] = process
             addresses[service.name] = process.address
             say(f"{service.name:<9} {process.address}  (grpc, logs: {process.log_path})")
@@ -148,12 +158,30 @@ def running_backend(
             },
             log_path=log_dir / "gateway.log",
         )
-        gateway.start()
-        running.callback(gateway.stop)
+        with progress.step("gateway: starting, until healthy"):
+            gateway.start()
+        running.callback(stop_process, progress, gateway)
         processes["gateway"] = gateway
         url = f"http://{gateway.address}"
         say(f"gateway   {url}  (HTTP; OpenAPI docs at {url}/docs, logs: {gateway.log_path})")
         yield Backend(postgres, processes, url)
+
+
+def stop_process(progress: Progress, process: ServiceProcess) -> None:
+    with progress.step(f"{process.name}: stopping (SIGTERM, in-flight calls drained)"):
+        process.stop()
+
+
+def shown_exit(progress: Progress, text: str, exit_: ExitMethod) -> ExitMethod:
+    """A context manager's ``__exit__`` shown as a step while it runs."""
+
+    def exit_shown(
+        kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> bool | None:
+        with progress.step(text):
+            return exit_(kind, error, trace)
+
+    return exit_shown
 
 
 def main() -> int:
@@ -181,19 +209,19 @@ def main() -> int:
     data_dir: Path | None = (args.data_dir or DEFAULT_DATA_DIR) if durable else None
     stop = catch_stop_signals()
 
+    progress = Progress()
     try:
-        with running_backend(args.ports, data_dir=data_dir) as backend:
+        with progress, running_backend(args.ports, progress=progress, data_dir=data_dir) as backend:
             url = backend.gateway_url
-            print(
+            progress.note(
                 "ready. Log in (development only) and try a route:\n"
                 f"  curl -c jar -H 'X-Requested-With: curl' -H 'Content-Type: application/json' "
                 f'-d \'{{"email": "ann@example.com"}}\' {url}/auth/dev/login\n'
                 f"  curl -b jar {url}/user/me\n"
                 "Ctrl-C stops everything"
             )
-            sys.stdout.flush()
             stop.wait()
-            print("\nstopping: services first (SIGTERM, graceful), then postgres")
+            progress.note("\nstopping: services first (SIGTERM, graceful), then postgres")
     except (PostgresNotFoundError, PostgresStartError) as error:
         print(f"dev.py: error: {error}", file=sys.stderr)
         return 2

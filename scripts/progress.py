@@ -68,7 +68,7 @@ class Progress:
         stream: TextIO | None = None,
         *,
         mode: Mode | None = None,
-        heartbeat_seconds: float = 15.0,
+        heartbeat_seconds: float = 10.0,
         detail_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         ticking: bool = True,
