@@ -117,6 +117,16 @@ def test_each_module_is_short_and_declares_what_it_exports(path: Path) -> None:
     assert not missing, f"{module.__name__}.__all__ lists names it lacks: {missing}"
 
 
+def test_no_two_modules_share_a_name() -> None:
+    """Two ``docker.py`` (or ``server.py``) doing different things make a reader open the
+    wrong one: each module's name is its own (``__init__.py`` aside)."""
+    by_name: dict[str, list[str]] = {}
+    for path in MODULES:
+        if path.name != "__init__.py":
+            by_name.setdefault(path.name, []).append(str(path.relative_to(PACKAGE)))
+    assert {name: paths for name, paths in by_name.items() if len(paths) > 1} == {}
+
+
 def test_the_repositorys_tests_import_from_harness_only() -> None:
     offenders = {
         str(path.relative_to(REPO)): found

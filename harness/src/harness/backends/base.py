@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from harness.faults.postgres import ControllablePostgres
+from harness.faults.postgres_control import ControllablePostgres
 from harness.services import ServiceHandle, ServiceSpec
 
 __all__ = ["Backend"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.faults.journal import FaultEntry, FaultJournal
-from harness.faults.postgres import ControllablePostgres, PostgresControl
+from harness.faults.postgres_control import ControllablePostgres, PostgresControl
 from harness.faults.proxy import Link, LinkStats
 
 __all__ = [

@@ -28,7 +28,7 @@ used wrongly (raised at once), :class:`UnknownRpcError` for an RPC the service l
 The modules: ``mock`` (the facade tests use: :class:`GrpcMock`, :class:`GrpcMocks`),
 ``service`` (the service read from its descriptor, the stub proxy, the contract's status
 codes), ``script`` (what the mock was programmed with and received, under one lock, and
-:class:`Behaviour`), ``verification`` (:class:`Verification`), ``server`` (the serving half).
+:class:`Behaviour`), ``verification`` (:class:`Verification`), ``serving`` (the serving half).
 """
 
 from __future__ import annotations

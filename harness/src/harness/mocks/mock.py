@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 
 from harness.mocks.script import Behaviour, Call, Script
-from harness.mocks.server import MockServer
 from harness.mocks.service import NEVER_PROMISED, Rpc, RpcRef, StubProxy, rpcs_of, service_of_stub
+from harness.mocks.serving import MockServer
 from harness.mocks.verification import Verification
 
 __all__ = [

@@ -9,7 +9,7 @@ from typing import Any
 from harness.backends.base import Backend
 from harness.databases import Databases
 from harness.faults.journal import FaultJournal
-from harness.faults.postgres import PostgresControl
+from harness.faults.postgres_control import PostgresControl
 from harness.stacks.stack import Stack
 
 __all__ = [

@@ -20,7 +20,7 @@ from harness.backends.base import Backend
 from harness.errors import StackError
 from harness.faults.journal import FaultJournal
 from harness.faults.links import POSTGRES, check_links, link_name
-from harness.faults.postgres import PostgresControl
+from harness.faults.postgres_control import PostgresControl
 from harness.faults.proxy import Link
 from harness.mocks import GrpcMock
 from harness.services import ServiceHandle, ServiceSpec

@@ -11,7 +11,7 @@ import grpc
 import httpx
 
 from harness.browser import browser_client
-from harness.faults.postgres import PostgresControl
+from harness.faults.postgres_control import PostgresControl
 from harness.faults.proxy import Link
 from harness.stacks.stack import Stack
 
