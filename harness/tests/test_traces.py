@@ -539,14 +539,37 @@ async def test_everything_since_clear_shows_a_request_that_made_two_traces(
     receiver.add([span("00000000000000a8", None, "before the test", "svc", 0, 1)])
     receiver.clear()
     assert receiver.trace_ids() == []
-    receiver.add([DUMMY])
+    receiver.add([now(DUMMY)])
     receiver.add(
-        [span("00000000000000e1", None, "lost context", "user", 7, 9, trace_id=OTHER_TRACE)]
+        [now(span("00000000000000e1", None, "lost context", "user", 7, 9, trace_id=OTHER_TRACE))]
     )
     everything = await receiver.trace(None, settle=0.05)
     assert everything.trace_ids == [TRACE, OTHER_TRACE]
     with pytest.raises(TraceAssertionError, match="got 2 trace ids"):
         everything.assert_single_trace()
+
+
+def now(span: Span) -> Span:
+    """``span`` moved to begin now (after any clear so far), keeping its duration."""
+    start = time.time_ns()
+    return replace(span, start_ns=start, end_ns=start + span.end_ns - span.start_ns)
+
+
+@pytest.mark.integration
+async def test_a_span_that_began_before_the_clear_and_arrives_after_it_is_not_kept(
+    receiver: TraceReceiver,
+) -> None:
+    # what a service's start-up (its migrations) or the test before sends late, in a batch
+    began = time.time_ns()
+    startup = span("00000000000000c1", None, "migrate", "user", 0, 1, trace_id=OTHER_TRACE)
+    startup = replace(startup, start_ns=began, end_ns=began + MS)
+    receiver.clear()
+    dropped = receiver.dropped_from_before_clear
+    receiver.add([startup, now(DUMMY)])
+    assert receiver.trace_ids() == [TRACE]
+    assert receiver.dropped_from_before_clear == dropped + 1
+    everything = await receiver.trace(None, settle=0.05)
+    everything.assert_single_trace()
 
 
 @pytest.mark.integration

@@ -98,6 +98,11 @@ class TraceReceiver:
         self._spans: dict[str, list[Span]] = {}
         self._last_arrival: dict[str, float] = {}  # trace id -> monotonic time
         self._last_arrival_any: float | None = None
+        # Spans that began before the last clear() are dropped when they arrive: a
+        # service's start-up (its migrations) or the previous test, exported in batches,
+        # can arrive after the clear. Wall clock, as the spans' own times are.
+        self._since_ns = 0
+        self.dropped_from_before_clear = 0
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     # ---------------------------------------------------------------- life
@@ -159,6 +164,9 @@ class TraceReceiver:
         with self._condition:
             added = False
             for span in spans:
+                if span.start_ns < self._since_ns:
+                    self.dropped_from_before_clear += 1
+                    continue
                 self._spans.setdefault(span.trace_id, []).append(span)
                 self._last_arrival[span.trace_id] = now
                 added = True
@@ -172,8 +180,11 @@ class TraceReceiver:
                 loop.call_soon_threadsafe(event.set)
 
     def clear(self) -> None:
-        """Forget every span received so far (e.g. at the start of each test)."""
+        """Forget every span received so far (e.g. at the start of each test), and every
+        span that began before now and arrives later (a service's start-up, the test
+        before): what is received from here on is only what began after."""
         with self._condition:
+            self._since_ns = time.time_ns()
             self._spans.clear()
             self._last_arrival.clear()
             self._last_arrival_any = None
