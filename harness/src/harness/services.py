@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Protocol
 
 from harness.workspace import Workspace
@@ -12,13 +13,41 @@ from harness.workspace import Workspace
 __all__ = ["ServiceHandle", "ServiceSpec", "workspace_services"]
 
 
+def _proto_module_name(service: str, proto: object) -> str:
+    """The dotted name of a generated ``_pb2`` module given as itself or by name; a
+    ValueError naming the field for anything else."""
+    where = f"ServiceSpec({service!r}).proto"
+    if isinstance(proto, ModuleType):
+        if not hasattr(proto, "DESCRIPTOR"):
+            raise ValueError(
+                f"{where}: {proto.__name__} is not a generated messages module (no "
+                "DESCRIPTOR); give the *_pb2 module, not *_pb2_grpc or a package"
+            )
+        return proto.__name__
+    if not isinstance(proto, str):
+        raise ValueError(
+            f"{where}: expected the generated *_pb2 module or its dotted name, "
+            f"not {type(proto).__name__} {proto!r}"
+        )
+    if proto and not all(part.isidentifier() for part in proto.split(".")):
+        raise ValueError(
+            f"{where}: {proto!r} is not a dotted module name (e.g. 'dummy.v1.dummy_pb2')"
+        )
+    if proto.endswith("_pb2_grpc"):
+        raise ValueError(
+            f"{where}: {proto!r} is the stubs module; give the messages module "
+            f"{proto.removesuffix('_grpc')!r}"
+        )
+    return proto
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """A service as the harness boots it.
 
-    It runs as ``python -m <module>`` (process backend) or from ``image`` (docker
-    backend), reads ``<NAME>_*`` settings, and reaches each service it calls at the
-    address given by the setting named in ``calls``. Either a gRPC service: it reads
+    It runs as ``python -m <module>`` (process backend; ``module`` defaults to
+    ``name``) or from ``image`` (docker backend), reads ``<NAME>_*`` settings, and
+    reaches each service it calls at the address given by the setting named in ``calls``. Either a gRPC service: it reads
     ``<NAME>_GRPC_HOST`` / ``<NAME>_GRPC_PORT``, listens on ``grpc_port`` inside a
     container and answers gRPC health checks; or an HTTP service (``http_port``, e.g.
     the gateway): it reads ``<NAME>_HOST`` / ``<NAME>_PORT`` and answers ``GET
@@ -33,8 +62,9 @@ class ServiceSpec:
     calls: Mapping[str, str] = field(default_factory=dict)
     database: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    # the generated messages module (e.g. "dummy.v1.dummy_pb2"): what a mock is built from
-    proto: str = ""
+    # The generated messages module, what a mock is built from: the module itself or its
+    # dotted name (e.g. "dummy.v1.dummy_pb2"); kept as the name. Empty: not mockable.
+    proto: str | ModuleType = ""
     http_port: int = 0
     health_path: str = "/healthz"
     # The code the image must hold (Workspace.source_digest): the docker backend refuses
@@ -42,11 +72,17 @@ class ServiceSpec:
     source_digest: str = ""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "proto", _proto_module_name(self.name, self.proto))
         if bool(self.grpc_port) == bool(self.http_port):
             raise ValueError(
                 f"service {self.name!r}: give exactly one of grpc_port and http_port "
                 f"(got grpc_port={self.grpc_port}, http_port={self.http_port})"
             )
+
+    @property
+    def proto_module(self) -> str:
+        """``proto`` as the dotted name of the module ("" when none)."""
+        return self.proto if isinstance(self.proto, str) else self.proto.__name__
 
     @property
     def env_prefix(self) -> str:

@@ -44,14 +44,14 @@ class MockEndpoint:
 
 def serve_mock(spec: ServiceSpec, backend: Backend) -> MockEndpoint:
     """A generated mock of ``spec``'s service, serving where the backend's services reach it."""
-    if not spec.proto:
+    if not spec.proto_module:
         raise StackError(
             f"{spec.name} has no proto module (ServiceSpec.proto): it cannot be mocked"
         )
-    module = importlib.import_module(spec.proto)
+    module = importlib.import_module(spec.proto_module)
     services = list(module.DESCRIPTOR.services_by_name.values())
     if len(services) != 1:
-        raise StackError(f"{spec.proto} defines {len(services)} services; a mock needs one")
+        raise StackError(f"{spec.proto_module} defines {len(services)} services; a mock needs one")
     mock: GrpcMock[Any] = GrpcMock(services[0])
     mock.start(backend.bind_host)
     return MockEndpoint(
