@@ -47,12 +47,13 @@ class ServiceSpec:
 
     It runs as ``python -m <module>`` (process backend; ``module`` defaults to
     ``name``) or from ``image`` (docker backend), reads ``<NAME>_*`` settings, and
-    reaches each service it calls at the address given by the setting named in ``calls``. Either a gRPC service: it reads
-    ``<NAME>_GRPC_HOST`` / ``<NAME>_GRPC_PORT``, listens on ``grpc_port`` inside a
-    container and answers gRPC health checks; or an HTTP service (``http_port``, e.g.
-    the gateway): it reads ``<NAME>_HOST`` / ``<NAME>_PORT`` and answers ``GET
-    <health_path>`` with 200 once it serves. On the process backend both announce
-    their port in a JSON "serving" log line.
+    reaches each service it calls at the address given by the setting named in
+    ``calls``. Either a gRPC service: it reads ``<NAME>_GRPC_HOST`` /
+    ``<NAME>_GRPC_PORT``, listens on ``grpc_port`` inside a container and answers gRPC
+    health checks; or an HTTP service (``http_port``, e.g. the gateway): it reads
+    ``<NAME>_HOST`` / ``<NAME>_PORT`` and answers ``GET <health_path>`` with 200 once it
+    serves. On the process backend both announce their port in a JSON "serving" log
+    line.
     """
 
     name: str
