@@ -194,13 +194,32 @@ def test_the_header_shows_the_configuration(pytester: pytest.Pytester) -> None:
     pytester.makeini(INI + "harness_db_reset = clone\n")
     pytester.makepyfile("def test_nothing(): pass")
 
-    result = pytester.runpytest(f"--harness-postgres-bin={bindir}")
+    result = pytester.runpytest(f"--harness-postgres-bin={bindir}", "--harness-backend=process")
 
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            f"harness: PostgreSQL 1* in {bindir} (--harness-postgres-bin)",
+            f"harness: PostgreSQL 1* in {bindir} (--harness-postgres-bin) (postgres_server)",
             "harness: db reset strategy: clone",
+            "harness: stack backend: process (chosen), Postgres: the one above",
+        ]
+    )
+
+
+@pytest.mark.docker
+def test_the_header_names_the_postgres_image_of_the_docker_backend(
+    pytester: pytest.Pytester,
+) -> None:
+    # the docker backend's stacks run another Postgres than the local one: both are named
+    pytester.makeini(INI + "harness_postgres_image = kit/postgres:15\n")
+    pytester.makepyfile("def test_nothing(): pass")
+
+    result = pytester.runpytest("--harness-backend=docker")
+
+    result.stdout.fnmatch_lines(
+        [
+            "harness: PostgreSQL * (postgres_server)",
+            "harness: stack backend: docker (chosen), Postgres from the image kit/postgres:15",
         ]
     )
 

@@ -7,8 +7,8 @@ from collections.abc import Generator
 import pytest
 
 from harness import config as _config
-from harness.backends.choice import docker_unavailable, resolve_backend
-from harness.config import postgres_binaries
+from harness.backends.choice import default_postgres_image, docker_unavailable, resolve_backend
+from harness.config import BackendChoice, postgres_binaries
 from harness.fixtures import (
     clean_databases,
     grpc_mocks,
@@ -94,10 +94,20 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     except Exception as error:  # the header must not fail a run that may never need Postgres
         postgres = f"PostgreSQL not usable: {str(error).splitlines()[0]}"
     backend = resolve_backend(settings.backend)
+    chosen = "auto" if settings.backend == "auto" else "chosen"
+    if backend is BackendChoice.DOCKER:
+        try:
+            image = settings.postgres_image or default_postgres_image()
+            stacks_postgres = f"Postgres from the image {image}"
+        except Exception as error:  # as above: the header never fails the run
+            stacks_postgres = f"Postgres image not known: {str(error).splitlines()[0]}"
+    else:
+        stacks_postgres = "Postgres: the one above"
     return [
-        f"harness: {postgres}",
+        # the local server: postgres_server, repository tests, the process backend's stacks
+        f"harness: {postgres} (postgres_server)",
         f"harness: db reset strategy: {settings.db_reset}",
-        f"harness: stack backend: {backend} ({'auto' if settings.backend == 'auto' else 'chosen'})",
+        f"harness: stack backend: {backend} ({chosen}), {stacks_postgres}",
     ]
 
 
