@@ -42,6 +42,8 @@ def start_gateway(log_path: Path, workers: int = 1) -> ServiceProcess:
             "GATEWAY_DUMMY_ADDRESS": "127.0.0.1:9",
         },
         log_path=log_path,
+        # several workers start several interpreters: generous on a loaded machine
+        start_timeout=30.0 * workers,
     )
     process.start()
     return process

@@ -76,8 +76,10 @@ def _run_worker(
     _die_with_parent()
 
     def serving() -> None:
-        ready.send(True)
-        ready.close()
+        # A supervisor gone meanwhile: this worker gets its SIGTERM (_die_with_parent).
+        with contextlib.suppress(OSError):
+            ready.send(True)
+            ready.close()
 
     worker_main(settings, sock, serving)
 
