@@ -30,7 +30,14 @@ from harness.errors import (
     UnknownRpcError,
     WorkspaceError,
 )
-from harness.faults import FaultEntry, FaultJournal, Link, LinkStats, PostgresControl
+from harness.faults import (
+    FaultEntry,
+    FaultJournal,
+    Link,
+    LinkStats,
+    PostgresControl,
+    ServiceControl,
+)
 from harness.http_fakes import FakeError, HttpFakeServer
 from harness.mocks import (
     NEVER_PROMISED,
@@ -105,6 +112,7 @@ __all__ = [
     "PostgresNotFoundError",
     "PostgresServer",
     "PostgresStartError",
+    "ServiceControl",
     "ServiceHandle",
     "ServiceProcess",
     "ServiceSpec",

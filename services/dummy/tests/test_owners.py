@@ -7,7 +7,7 @@ from uuid import uuid4
 import grpc
 import pytest
 
-from dummy.errors import OwnersUnavailable
+from dummy.errors import DummyError, OwnersTimedOut, OwnersUnavailable
 from dummy.owners import UserServiceOwners
 from harness import GrpcMocks
 from user import UserClient
@@ -33,16 +33,19 @@ async def test_not_found_means_not_an_owner(grpc_mocks: GrpcMocks) -> None:
 
 
 @pytest.mark.parametrize(
-    ("failure", "delay"),
+    ("failure", "delay", "raised"),
     [
-        (grpc.StatusCode.UNAVAILABLE, 0.0),
-        (grpc.StatusCode.PERMISSION_DENIED, 0.0),
-        (None, 1.0),  # slower than the client's deadline below
+        (grpc.StatusCode.UNAVAILABLE, 0.0, OwnersUnavailable),
+        (grpc.StatusCode.PERMISSION_DENIED, 0.0, OwnersUnavailable),
+        (None, 1.0, OwnersTimedOut),  # slower than the client's deadline below
     ],
     ids=["unavailable", "unexpected code", "too slow"],
 )
 async def test_anything_else_means_cannot_tell_now(
-    grpc_mocks: GrpcMocks, failure: grpc.StatusCode | None, delay: float
+    grpc_mocks: GrpcMocks,
+    failure: grpc.StatusCode | None,
+    delay: float,
+    raised: type[DummyError],
 ) -> None:
     users = grpc_mocks.of(user_pb2_grpc.UserServiceStub)
     behaviour = users.when(lambda s: s.GetUser).delays(delay)
@@ -52,5 +55,9 @@ async def test_anything_else_means_cannot_tell_now(
         behaviour.fails(failure, "down")
     async with grpc.aio.insecure_channel(users.start()) as channel:
         owners = UserServiceOwners(UserClient(channel, timeout=0.2))
-        with pytest.raises(OwnersUnavailable):
+        with pytest.raises(raised) as error:
             await owners.exists(uuid4())
+    if raised is OwnersTimedOut:
+        assert error.value.message == (
+            "the user service did not answer about the owner in time; retry"
+        )

@@ -1,10 +1,11 @@
-"""Faults the harness injects: a TCP fault proxy between services, and Postgres control."""
+"""Faults the harness injects: a TCP fault proxy between services, Postgres and service control."""
 
 from __future__ import annotations
 
 from harness.faults.journal import FaultEntry, FaultJournal
 from harness.faults.postgres_control import ControllablePostgres, PostgresControl
 from harness.faults.proxy import Link, LinkStats
+from harness.faults.services import ServiceControl
 
 __all__ = [
     "ControllablePostgres",
@@ -13,4 +14,5 @@ __all__ = [
     "Link",
     "LinkStats",
     "PostgresControl",
+    "ServiceControl",
 ]

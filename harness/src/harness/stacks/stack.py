@@ -22,6 +22,7 @@ from harness.faults.journal import FaultJournal
 from harness.faults.links import POSTGRES, check_links, link_name
 from harness.faults.postgres_control import PostgresControl
 from harness.faults.proxy import Link
+from harness.faults.services import ServiceControl
 from harness.mocks import GrpcMock
 from harness.services import ServiceHandle, ServiceSpec
 from harness.stacks.request import StackRequest, boot_waves
@@ -179,21 +180,21 @@ class Stack:
         except KeyError:
             raise StackError(f"{name!r} is not mocked in this stack") from None
 
+    def service(self, name: str) -> ServiceControl:
+        """A booted service's control: stop, kill, start, restart, and async variants."""
+        return ServiceControl(self.handle(name), self.journal)
+
     def stop(self, name: str) -> None:
-        self.handle(name).stop()
-        self.journal.record(name, "stop")
+        self.service(name).stop()
 
     def kill(self, name: str) -> None:
-        self.handle(name).kill()
-        self.journal.record(name, "kill")
+        self.service(name).kill()
 
     def start(self, name: str) -> None:
-        self.handle(name).start()
-        self.journal.record(name, "start")
+        self.service(name).start()
 
     def restart(self, name: str) -> None:
-        self.stop(name)
-        self.start(name)
+        self.service(name).restart()
 
     def logs(self, name: str, lines: int = 50) -> str:
         return self.handle(name).log_tail(lines)

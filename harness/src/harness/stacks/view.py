@@ -13,6 +13,7 @@ import httpx
 from harness.browser import browser_client
 from harness.faults.postgres_control import PostgresControl
 from harness.faults.proxy import Link
+from harness.faults.services import ServiceControl
 from harness.stacks.stack import Stack
 
 __all__ = [
@@ -88,6 +89,12 @@ class StackView:
         """The stack's Postgres, to stop, kill and start again (the harness starts it again
         after the test if it is left down)."""
         return self.stack.postgres
+
+    def service(self, name: str) -> ServiceControl:
+        """A booted service's control (:class:`harness.ServiceControl`): ``kill()``,
+        ``stop()``, ``start()``, ``restart()`` and ``akill()``... that leave the event loop
+        running."""
+        return self.stack.service(name)
 
     def stop(self, name: str) -> None:
         self.stack.stop(name)

@@ -5,6 +5,7 @@
     ├── UnknownOwner           (FailedPrecondition)  the owner is not a user
     ├── CreatedEntityDeleted   (FailedPrecondition)  a create retried after its entity was deleted
     ├── OwnersUnavailable      (Unavailable)         the user service could not be asked
+    ├── OwnersTimedOut         (DeadlineExceeded)    the user service did not answer in time
     └── StorageUnavailable     (Unavailable)         from servicekit: the database is unreachable
 
 Validation failures are servicekit's InvalidArgument, which names the field.
@@ -14,7 +15,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from servicekit.errors import FailedPrecondition, NotFound, ServiceError, Unavailable
+from servicekit.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    NotFound,
+    ServiceError,
+    Unavailable,
+)
 
 
 class DummyError(ServiceError):
@@ -47,3 +54,11 @@ class CreatedEntityDeleted(DummyError, FailedPrecondition):
 class OwnersUnavailable(DummyError, Unavailable):
     def __init__(self, reason: str) -> None:
         super().__init__(f"the user service could not be asked about the owner ({reason}); retry")
+
+
+class OwnersTimedOut(DummyError, DeadlineExceeded):
+    """The user service (a slow link, an overloaded server) did not answer within
+    DUMMY_USER_TIMEOUT_SECONDS: a deadline, as the gateway's own would be (504 there)."""
+
+    def __init__(self) -> None:
+        super().__init__("the user service did not answer about the owner in time; retry")

@@ -6,7 +6,7 @@ from uuid import UUID
 
 import grpc
 
-from dummy.errors import OwnersUnavailable
+from dummy.errors import OwnersTimedOut, OwnersUnavailable
 from user import UserClient
 from user.v1 import user_pb2
 
@@ -21,6 +21,8 @@ class UserServiceOwners:
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return False
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise OwnersTimedOut from error
             # Anything else (down, slow, a bug on its side) means "cannot tell now".
             raise OwnersUnavailable(error.code().name) from error
         return True
