@@ -68,3 +68,6 @@ class ServiceControl:
     async def arestart(self, *, kill: bool = False) -> None:
         await (self.akill() if kill else self.astop())
         await self.astart()
+
+
+__all__ = ["ServiceControl"]
