@@ -15,7 +15,8 @@ is bounded (generously) and printed (``pytest -s``), with the counts.
 A slow dummy -> user link is not among them: dummy's deadline on the user service
 (DUMMY_USER_TIMEOUT_SECONDS, 2 s) makes it DEADLINE_EXCEEDED, 504 at the gateway
 (services/dummy/tests/test_owners.py), but through the harness's link with 1.5 s each
-way dummy's calls came back UNAVAILABLE within ~0.1 s (a new connection, which the
+way dummy's calls came back UNAVAILABLE within ~0.1 s ("connection attempt timed out
+before receiving SETTINGS frame": a new connection, which the
 channels give 100 ms to connect), not yet understood.
 """
 

@@ -214,6 +214,16 @@ OUTCOME_CASES: dict[
         ),
         (503, "unavailable", GATEWAY_SAYS_UNAVAILABLE),
     ),
+    "no backend of dummy could be reached (round_robin): never sent": (
+        (
+            "POST",
+            grpc.StatusCode.UNAVAILABLE,
+            "connections to all backends failing; last error: UNKNOWN: ipv4:127.0.0.1:1: "
+            "connection attempt timed out before receiving SETTINGS frame",
+            (),
+        ),
+        (503, "unavailable", GATEWAY_SAYS_UNAVAILABLE),
+    ),
     "a read changes nothing, whatever happened": (
         ("GET", grpc.StatusCode.UNAVAILABLE, "Socket closed", ()),
         (503, "unavailable", GATEWAY_SAYS_UNAVAILABLE),

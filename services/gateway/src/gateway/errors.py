@@ -37,7 +37,8 @@ unless the failure is known to be definite:
   which says what to do (``retry with the same request_id`` for a create), otherwise
   (INTERNAL: a bug) the gateway's;
 - no ``kit-outcome``: the transport failed. The call never left when gRPC could not
-  connect at all (UNAVAILABLE "failed to connect to all addresses"): the plain code;
+  connect at all (UNAVAILABLE "failed to connect to all addresses", or "connections to
+  all backends failing" with round_robin): the plain code;
   anything else (a connection reset mid-call, the gateway's deadline running out, a
   service killed mid-call) may have been done -> ``outcome_unknown``.
 """
@@ -103,8 +104,9 @@ _OUTCOME_UNKNOWN_MESSAGE = (
     "the change may or may not have been made (outcome unknown); retry it: a retry of "
     "POST /entities with the same request_id, of PATCH or of DELETE is safe"
 )
-# grpc core's details when no connection could be made: the call was never sent.
-_NEVER_SENT = "failed to connect to all addresses"
+# grpc core's details when no connection could be made, so the call was never sent:
+# pick_first's, and round_robin's (the kit's channels) when every backend is failing.
+_NEVER_SENT = ("failed to connect to all addresses", "connections to all backends failing")
 
 
 def from_grpc(error: grpc.aio.AioRpcError, *, change: bool = False) -> ApiError:
@@ -123,7 +125,7 @@ def from_grpc(error: grpc.aio.AioRpcError, *, change: bool = False) -> ApiError:
             outcome is None
             and not (
                 error.code() == grpc.StatusCode.UNAVAILABLE
-                and _NEVER_SENT in (error.details() or "")
+                and (error.details() or "").startswith(_NEVER_SENT)
             )
         ):
             return ApiError(status, OUTCOME_UNKNOWN_CODE, _OUTCOME_UNKNOWN_MESSAGE)
