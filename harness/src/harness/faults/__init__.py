@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness.faults.journal import FaultEntry, FaultJournal
 from harness.faults.postgres_control import ControllablePostgres, PostgresControl
 from harness.faults.proxy import Link, LinkStats
-from harness.faults.services import ServiceControl
+from harness.faults.service_control import ServiceControl
 
 __all__ = [
     "ControllablePostgres",

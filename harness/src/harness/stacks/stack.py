@@ -22,7 +22,7 @@ from harness.faults.journal import FaultJournal
 from harness.faults.links import POSTGRES, check_links, link_name
 from harness.faults.postgres_control import PostgresControl
 from harness.faults.proxy import Link
-from harness.faults.services import ServiceControl
+from harness.faults.service_control import ServiceControl
 from harness.mocks import GrpcMock
 from harness.services import ServiceHandle, ServiceSpec
 from harness.stacks.request import StackRequest, boot_waves

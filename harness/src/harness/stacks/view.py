@@ -13,7 +13,7 @@ import httpx
 from harness.browser import browser_client
 from harness.faults.postgres_control import PostgresControl
 from harness.faults.proxy import Link
-from harness.faults.services import ServiceControl
+from harness.faults.service_control import ServiceControl
 from harness.stacks.stack import Stack
 
 __all__ = [
