@@ -5,7 +5,8 @@ message gets any value the wire allows (numbers at their bounds, enums outside t
 range, timestamps at and beyond the limits, long and odd strings, random bytes where a
 token or id is expected, empty messages), mixed with values known to be valid so that
 a request gets past its first check. What an RPC may answer comes from the contract
-itself (:func:`rpc_status_codes`), never from the implementation.
+itself (:func:`rpc_status_codes`: each RPC's ``(kit.v1.may_return)`` option), never from
+the implementation.
 
 Reproducible: Hypothesis draws from ``FUZZ_SEED`` (fixed unless set), ``FUZZ_EXAMPLES``
 requests per service (1,000 unless set); no example database is kept.
@@ -19,7 +20,6 @@ import json
 import os
 import string
 from collections.abc import Awaitable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -36,12 +36,11 @@ from hypothesis import strategies as st
 
 from auth.v1 import auth_pb2
 from dummy.v1 import dummy_pb2
-from harness import contract_status_block
+from harness import declared_codes
 from user.v1 import user_pb2
 
 T = TypeVar("T")
 
-CONTRACTS = Path(__file__).parent
 SERVICES: dict[str, ServiceDescriptor] = {
     "auth": auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
     "user": user_pb2.DESCRIPTOR.services_by_name["UserService"],
@@ -72,24 +71,21 @@ def fuzz_settings(max_examples: int = FUZZ_EXAMPLES) -> settings:
 
 
 def rpc_status_codes(service_name: str) -> dict[str, frozenset[grpc.StatusCode]]:
-    """The codes each RPC of a service may answer, OK included, read from its contract.
+    """The codes each RPC of a service may answer, OK included: its contract's
+    ``(kit.v1.may_return)`` option (read by :func:`harness.declared_codes`).
 
-    The contract's "Status codes every RPC may return:" block (read by
-    :func:`harness.mocks.contract_status_block`) lists the codes; an entry whose meaning
-    opens with ``RpcName:`` (e.g. "CreateEntity: owner_id is not a user") belongs to
-    that RPC alone, the others to every RPC of the service.
+    Every RPC of the kit's contracts carries the option; one without it is an error here,
+    since the fuzzer would have nothing to hold the answers to.
     """
-    service = SERVICES[service_name]
-    block = contract_status_block(CONTRACTS / service_name / "v1" / f"{service_name}.proto")
-    rpcs = [method.name for method in service.methods]
     table: dict[str, frozenset[grpc.StatusCode]] = {}
-    for rpc in rpcs:
-        codes = {grpc.StatusCode.OK}
-        for code, meaning in block.items():
-            owner = meaning.split(":", 1)[0] if ":" in meaning else None
-            if owner not in rpcs or owner == rpc:
-                codes.add(code)
-        table[rpc] = frozenset(codes)
+    for method in SERVICES[service_name].methods:
+        declared = declared_codes(method)
+        if declared is None:
+            raise ValueError(
+                f"{method.full_name} has no (kit.v1.may_return) option: list the codes it "
+                "may answer in its contract"
+            )
+        table[method.name] = declared | {grpc.StatusCode.OK}
     return table
 
 

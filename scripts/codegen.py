@@ -2,7 +2,10 @@
 
 Each `contracts/<service>/v1/<service>.proto` is compiled into the service's own
 package, `services/<service>/src/<service>/v1/`, so that the service's public
-boundary can re-export its messages and client (the original's lib.rs). The
+boundary can re-export its messages and client (the original's lib.rs). The kit's
+own options (`contracts/kit/v1/options.proto`, which every contract imports) go to
+`packages/servicekit/src/kit/v1/`: servicekit is in every service's closure, so the
+top-level package `kit` is importable wherever a service's messages are. The
 generated files are not checked in; run this after a clone and after every proto
 change. `--check` regenerates into a scratch folder and fails when the files in
 the tree differ (stale, edited by hand, or left over from a removed proto).
@@ -23,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
+# Proto folders of contracts/ that are not a service, and the member that ships them.
+SHARED_PROTOS = {"kit": Path("packages/servicekit")}
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,9 @@ class Workspace:
     def target_of(self, generated: Path, scratch_root: Path) -> Path:
         """Where a file generated under ``scratch_root`` belongs: its service's src/."""
         relative = generated.relative_to(scratch_root)
-        return self.root / "services" / relative.parts[0] / "src" / relative
+        top = relative.parts[0]
+        member = SHARED_PROTOS.get(top, Path("services") / top)
+        return self.root / member / "src" / relative
 
 
 def generate(workspace: Workspace, out_root: Path) -> list[Path]:

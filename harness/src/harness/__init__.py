@@ -12,8 +12,16 @@ from __future__ import annotations
 
 from harness.backends import Backend, HarnessHost, open_backend, resolve_backend
 from harness.config import BackendChoice, HarnessConfig
+from harness.contracts import (
+    NEVER_PROMISED,
+    DeclaredStatusCheck,
+    checked_channel,
+    declared_codes,
+    undeclared_status,
+)
 from harness.databases import CleanStrategy, Databases, DatabaseSpec, databases_from_templates
 from harness.errors import (
+    ContractError,
     DatabaseSetupError,
     DockerBackendError,
     HarnessError,
@@ -27,6 +35,7 @@ from harness.errors import (
     ServiceStartError,
     StackError,
     TraceAssertionError,
+    UndeclaredStatusError,
     UnknownRpcError,
     WorkspaceError,
 )
@@ -40,7 +49,6 @@ from harness.faults import (
 )
 from harness.http_fakes import FakeError, HttpFakeServer
 from harness.mocks import (
-    NEVER_PROMISED,
     Abort,
     Behaviour,
     Call,
@@ -48,8 +56,6 @@ from harness.mocks import (
     GrpcMocks,
     Metadata,
     Verification,
-    contract_status_block,
-    contract_status_codes,
 )
 from harness.postgres import (
     PostgresBinaries,
@@ -83,9 +89,11 @@ __all__ = [
     "Call",
     "CleanStrategy",
     "ClientSpan",
+    "ContractError",
     "DatabaseSetupError",
     "DatabaseSpec",
     "Databases",
+    "DeclaredStatusCheck",
     "DockerBackendError",
     "FakeError",
     "FaultEntry",
@@ -125,14 +133,15 @@ __all__ = [
     "Trace",
     "TraceAssertionError",
     "TraceReceiver",
+    "UndeclaredStatusError",
     "UnknownRpcError",
     "Verification",
     "Workspace",
     "WorkspaceError",
     "assert_logs_carry_trace",
-    "contract_status_block",
-    "contract_status_codes",
+    "checked_channel",
     "databases_from_templates",
+    "declared_codes",
     "find_postgres_binaries",
     "open_backend",
     "reap_stale_servers",

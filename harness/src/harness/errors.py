@@ -14,15 +14,19 @@ HarnessError
 ├── MockError               a gRPC mock was programmed or used wrongly (raised at once)
 │   └── UnknownRpcError     no RPC of that name in the service (also an AttributeError)
 ├── MockVerificationError   a mock's verify() expectation failed (an AssertionError too)
+├── ContractError           a contract's (kit.v1.may_return) option lists OK, nothing or no code
+├── UndeclaredStatusError   a real service answered a code its RPC does not declare (an
+│                           AssertionError too)
 └── TraceAssertionError     a trace or its log lines are not as expected (an AssertionError too)
 
-The two assertion errors are AssertionErrors too, so pytest reports them as a test's
+The three assertion errors are AssertionErrors too, so pytest reports them as a test's
 failed expectation, not as an error of the harness.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ContractError",
     "DatabaseSetupError",
     "DockerBackendError",
     "HarnessError",
@@ -36,6 +40,7 @@ __all__ = [
     "ServiceStartError",
     "StackError",
     "TraceAssertionError",
+    "UndeclaredStatusError",
     "UnknownRpcError",
     "WorkspaceError",
 ]
@@ -100,3 +105,11 @@ class MockVerificationError(HarnessError, AssertionError):
 
 class TraceAssertionError(HarnessError, AssertionError):
     """A trace does not have the expected shape; the message shows the trace as a tree."""
+
+
+class ContractError(HarnessError):
+    """A contract's ``(kit.v1.may_return)`` option cannot be read as a list of error codes."""
+
+
+class UndeclaredStatusError(HarnessError, AssertionError):
+    """A real service answered a status code its RPC does not declare in its contract."""

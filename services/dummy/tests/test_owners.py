@@ -52,7 +52,8 @@ async def test_anything_else_means_cannot_tell_now(
     if failure is None:
         behaviour.returns(user_pb2.GetUserResponse(user=user_pb2.User(id=str(uuid4()))))
     else:
-        behaviour.fails(failure, "down")
+        # PERMISSION_DENIED is no code GetUser declares: a user service breaking its contract.
+        behaviour.fails(failure, "down", breaks_contract=True)
     async with grpc.aio.insecure_channel(users.start()) as channel:
         owners = UserServiceOwners(UserClient(channel, timeout=0.2))
         with pytest.raises(raised) as error:

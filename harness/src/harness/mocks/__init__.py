@@ -21,30 +21,29 @@ synchronous fixture waiting on a container) and whatever the loop scope of the t
 Async ``responds`` functions run on the loop that programmed them, so they may await
 that loop's objects.
 
+Held to the contract: ``fails()`` and :class:`Abort` take only the codes the RPC declares
+in its ``(kit.v1.may_return)`` option (read by :mod:`harness.contracts`), unless given
+``breaks_contract=True``.
+
 Errors (in :mod:`harness.errors`): :class:`MockError` when the mock is programmed or
 used wrongly (raised at once), :class:`UnknownRpcError` for an RPC the service lacks,
 :class:`MockVerificationError` (an AssertionError) when a ``verify()`` expectation fails.
 
 The modules: ``mock`` (the facade tests use: :class:`GrpcMock`, :class:`GrpcMocks`),
-``service`` (the service read from its descriptor, the stub proxy, the contract's status
-codes), ``script`` (what the mock was programmed with and received, under one lock, and
-:class:`Behaviour`), ``verification`` (:class:`Verification`), ``serving`` (the serving half).
+``service`` (the service read from its descriptor, with each RPC's declared status
+codes, and the stub proxy), ``script`` (what the mock was programmed with and received,
+under one lock, and :class:`Behaviour`), ``verification`` (:class:`Verification`),
+``serving`` (the serving half).
 """
 
 from __future__ import annotations
 
 from harness.mocks.mock import GrpcMock, GrpcMocks
 from harness.mocks.script import Abort, Behaviour, Call
-from harness.mocks.service import (
-    NEVER_PROMISED,
-    Metadata,
-    contract_status_block,
-    contract_status_codes,
-)
+from harness.mocks.service import Metadata
 from harness.mocks.verification import Verification
 
 __all__ = [
-    "NEVER_PROMISED",
     "Abort",
     "Behaviour",
     "Call",
@@ -52,6 +51,4 @@ __all__ = [
     "GrpcMocks",
     "Metadata",
     "Verification",
-    "contract_status_block",
-    "contract_status_codes",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, cast
 
 import grpc
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 from harness.mocks.script import Behaviour, Call, Script
-from harness.mocks.service import NEVER_PROMISED, Rpc, RpcRef, StubProxy, rpcs_of, service_of_stub
+from harness.mocks.service import Rpc, RpcRef, StubProxy, rpcs_of, service_of_stub
 from harness.mocks.serving import MockServer
 from harness.mocks.verification import Verification
 
@@ -48,43 +48,29 @@ class GrpcMock(Generic[Stub]):
     Streaming RPCs cannot (a :class:`MockError` at ``when()``, a type error under mypy):
     calls to them are answered UNIMPLEMENTED and not recorded.
 
-    ``allowed_codes``: the error codes ``fails()`` and :class:`Abort` may use, e.g.
-    :func:`contract_status_codes` of the service's ``.proto``; default every code but
-    :data:`NEVER_PROMISED`. OK is never a failure.
+    ``fails()`` and :class:`Abort` take the error codes each RPC declares in its
+    contract's ``(kit.v1.may_return)`` option (:meth:`declared_codes`), and DEADLINE_EXCEEDED
+    and CANCELLED, which the caller's side makes; ``breaks_contract=True`` lets a test
+    give any other. An RPC without the option may fail with any code but UNKNOWN and
+    INTERNAL. OK is never a failure.
     """
 
-    def __init__(
-        self,
-        service: ServiceDescriptor,
-        *,
-        allowed_codes: Iterable[grpc.StatusCode] | None = None,
-    ) -> None:
+    def __init__(self, service: ServiceDescriptor) -> None:
         self._service = service
         self._rpcs = rpcs_of(service)
         self._proxy = StubProxy(service.name, self._rpcs)
-        if allowed_codes is None:
-            allowed = frozenset(grpc.StatusCode) - NEVER_PROMISED
-        else:
-            allowed = frozenset(allowed_codes) - {grpc.StatusCode.OK}
-            if not allowed:
-                raise MockError("allowed_codes lists no error code")
-        self._script = Script(service.full_name, allowed)
+        self._script = Script(service.full_name)
         self._server = MockServer(service, self._rpcs, self._script)
 
     @classmethod
-    def of(
-        cls,
-        stub: Callable[[grpc.aio.Channel], Stub],
-        *,
-        allowed_codes: Iterable[grpc.StatusCode] | None = None,
-    ) -> GrpcMock[Stub]:
+    def of(cls, stub: Callable[[grpc.aio.Channel], Stub]) -> GrpcMock[Stub]:
         """A mock of the service of a generated stub class, e.g. ``UserServiceStub``.
 
         Typed as ``GrpcMock[UserServiceAsyncStub]``: mypy picks the stub's overload that
         takes a ``grpc.aio.Channel``. At run time the stub is built on a probe channel to
         learn the service's name, whose descriptor is then taken from the default pool.
         """
-        return cls(service_of_stub(stub), allowed_codes=allowed_codes)
+        return cls(service_of_stub(stub))
 
     def __repr__(self) -> str:
         state = f"serving at {self.address}" if self._server.is_serving else "not serving"
@@ -101,9 +87,12 @@ class GrpcMock(Generic[Stub]):
     def rpc_names(self) -> tuple[str, ...]:
         return tuple(self._rpcs)
 
-    @property
-    def allowed_codes(self) -> frozenset[grpc.StatusCode]:
-        return self._script.allowed_codes
+    def declared_codes(
+        self, rpc: Callable[[Stub], grpc.aio.UnaryUnaryMultiCallable[Req, Resp]]
+    ) -> frozenset[grpc.StatusCode] | None:
+        """The error codes the selected RPC declares in its contract's
+        ``(kit.v1.may_return)`` option; None when it has no such option."""
+        return self._select(rpc, programmable=False).declared
 
     def _select(self, selector: Callable[[Stub], object], *, programmable: bool = True) -> Rpc:
         example = f"`lambda stub: stub.{next(iter(self._rpcs), 'Rpc')}`"
@@ -247,14 +236,9 @@ class GrpcMocks:
     def __init__(self) -> None:
         self._mocks: list[GrpcMock[Any]] = []
 
-    def of(
-        self,
-        stub: Callable[[grpc.aio.Channel], Stub],
-        *,
-        allowed_codes: Iterable[grpc.StatusCode] | None = None,
-    ) -> GrpcMock[Stub]:
+    def of(self, stub: Callable[[grpc.aio.Channel], Stub]) -> GrpcMock[Stub]:
         """:meth:`GrpcMock.of`, closed with the others."""
-        mock = GrpcMock.of(stub, allowed_codes=allowed_codes)
+        mock = GrpcMock.of(stub)
         self._mocks.append(mock)
         return mock
 

@@ -21,6 +21,12 @@ if TYPE_CHECKING:
     _Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
+from harness.contracts.declared import (
+    CALLER_SIDE_CODES,
+    MAY_RETURN,
+    NEVER_PROMISED,
+    describe_declared,
+)
 from harness.mocks.service import PREFIX, Metadata, Rpc, check_metadata
 
 __all__ = [
@@ -46,16 +52,23 @@ Resp = TypeVar("Resp", bound=Message)
 class Abort(Exception):
     """Raise from a ``responds()`` function to answer an error status instead of a response.
 
-    The status is checked against the mock's allowed codes, as ``fails()`` is.
+    The status is checked against the codes the RPC declares, as ``fails()`` is, and
+    ``breaks_contract=True`` lifts that check the same way.
     """
 
     def __init__(
-        self, code: grpc.StatusCode, details: str = "", *, trailing_metadata: Metadata = ()
+        self,
+        code: grpc.StatusCode,
+        details: str = "",
+        *,
+        trailing_metadata: Metadata = (),
+        breaks_contract: bool = False,
     ) -> None:
         super().__init__(f"{code.name}: {details}")
         self.code = code
         self.details = details
         self.trailing_metadata = trailing_metadata
+        self.breaks_contract = breaks_contract
 
 
 @dataclass(frozen=True)
@@ -132,25 +145,40 @@ class Script:
     """What a mock was programmed with and what it received, under one lock: the state that
     programming (:class:`Behaviour`), answering (the server) and verification share."""
 
-    def __init__(self, service_name: str, allowed_codes: frozenset[grpc.StatusCode]) -> None:
+    def __init__(self, service_name: str) -> None:
         self.service_name = service_name
-        self.allowed_codes = allowed_codes
         self.lock = threading.Lock()  # held for every read and change of the script
         self._programs: dict[str, list[Step]] = {}
         self._calls: list[Call[Any]] = []
         self._errors: list[str] = []
 
-    def check_code(self, code: object, rpc: Rpc, what: str) -> None:
+    def check_code(
+        self, code: object, rpc: Rpc, what: str, *, breaks_contract: bool = False
+    ) -> None:
+        """Refuse a code ``rpc`` may not fail with: OK always; unless ``breaks_contract``,
+        a code its contract does not declare (or, without a declaration, UNKNOWN and
+        INTERNAL), :data:`CALLER_SIDE_CODES` excepted."""
         if not isinstance(code, grpc.StatusCode):
             raise MockError(f"{what}: expected a grpc.StatusCode, got {code!r}")
         if code is grpc.StatusCode.OK:
             raise MockError(f"{what}: OK is not a failure; use .returns() or .responds()")
-        if code not in self.allowed_codes:
-            allowed = ", ".join(sorted(c.name for c in self.allowed_codes))
-            raise MockError(
-                f"{what}: {self.service_name}.{rpc.name} must not answer {code.name}: the "
-                f"contract does not promise it (allowed: {allowed})"
-            )
+        if breaks_contract or code in CALLER_SIDE_CODES:
+            return
+        declared = rpc.declared
+        if declared is None and code not in NEVER_PROMISED:
+            return
+        if declared is not None and code in declared:
+            return
+        why = describe_declared(declared)
+        if declared is None:
+            why = f"{why} and no contract promises {code.name}"
+        raise MockError(
+            f"{what}: {self.service_name}.{rpc.name} does not declare {code.name}: {why}. "
+            "A mock answers only what the real service may (or DEADLINE_EXCEEDED and "
+            "CANCELLED, which the caller's side makes); to test a caller against a provider "
+            f"that breaks its contract, pass breaks_contract=True; if the RPC may answer "
+            f"{code.name}, add it to its ({MAY_RETURN}) option"
+        )
 
     def program(self, rpc: Rpc) -> list[Step]:
         """A new program for ``rpc`` (one empty step), replacing the one it had."""
@@ -260,10 +288,21 @@ class Behaviour(Generic[Req, Resp]):
         return self._set_outcome(Responds(cast("Callable[[Call[Any]], Any]", function), loop))
 
     def fails(
-        self, code: grpc.StatusCode, details: str = "", *, trailing_metadata: Metadata = ()
+        self,
+        code: grpc.StatusCode,
+        details: str = "",
+        *,
+        trailing_metadata: Metadata = (),
+        breaks_contract: bool = False,
     ) -> Self:
-        """Answer the error status ``code`` with ``details`` (and trailing metadata)."""
-        self._script.check_code(code, self._rpc, "fails()")
+        """Answer the error status ``code`` with ``details`` (and trailing metadata).
+
+        ``code`` must be one the RPC declares in its contract's ``(kit.v1.may_return)``
+        (or DEADLINE_EXCEEDED or CANCELLED, the caller's side); ``breaks_contract=True``
+        lets a test give any error code, to see how its caller copes with a provider that
+        answers what it promised not to.
+        """
+        self._script.check_code(code, self._rpc, "fails()", breaks_contract=breaks_contract)
         if not isinstance(details, str):
             raise MockError(f"fails(): details must be a str, got {details!r}")
         checked = check_metadata(trailing_metadata, "fails(trailing_metadata=...)")

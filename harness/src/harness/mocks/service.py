@@ -1,5 +1,5 @@
-"""A service as a mock sees it, read from its descriptor: its RPCs, the stub proxy that
-selects them, and what its contract promises (status codes, metadata)."""
+"""A service as a mock sees it, read from its descriptor: its RPCs (with the status codes
+each declares), the stub proxy that selects them, and valid metadata."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ import grpc
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
 
+from harness.contracts.declared import declared_codes
 from harness.errors import MockError, UnknownRpcError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
     # grpc-stubs makes the aio context generic; at run time it is a plain class.
@@ -24,15 +23,12 @@ if TYPE_CHECKING:
 
 
 __all__ = [
-    "NEVER_PROMISED",
     "PREFIX",
     "Metadata",
     "Rpc",
     "RpcRef",
     "StubProxy",
     "check_metadata",
-    "contract_status_block",
-    "contract_status_codes",
     "rpcs_of",
     "service_of_stub",
 ]
@@ -40,10 +36,6 @@ __all__ = [
 
 Metadata: TypeAlias = tuple[tuple[str, str | bytes], ...]
 """Invocation or trailing metadata: (key, value) pairs in order; ``-bin`` keys have bytes."""
-
-NEVER_PROMISED = frozenset({grpc.StatusCode.OK, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL})
-"""Refused by ``fails()`` unless a contract lists them: OK is not a failure, and every
-contract of the kit says "No request, however malformed, gets UNKNOWN or INTERNAL"."""
 
 PREFIX = "harness.mocks"
 
@@ -55,6 +47,8 @@ class Rpc:
     descriptor: MethodDescriptor
     request_class: type[Message]
     response_class: type[Message]
+    # The error codes its contract's (kit.v1.may_return) lists; None without the option.
+    declared: frozenset[grpc.StatusCode] | None
 
     @property
     def streaming(self) -> str | None:
@@ -77,6 +71,7 @@ def rpcs_of(service: ServiceDescriptor) -> dict[str, Rpc]:
             descriptor=method,
             request_class=message_factory.GetMessageClass(method.input_type),
             response_class=message_factory.GetMessageClass(method.output_type),
+            declared=declared_codes(method),
         )
         for method in service.methods
     }
@@ -152,61 +147,6 @@ def service_of_stub(stub: Callable[[grpc.aio.Channel], object]) -> ServiceDescri
             f"service {name} is not in the default descriptor pool; import its _pb2 module, "
             "or build the mock from its descriptor: GrpcMock(descriptor)"
         ) from None
-
-
-# ---------------------------------------------------------------------------------------
-# Contract safety
-
-
-_CODES_HEADER = re.compile(r"^\s*//\s*Status codes every RPC may return:\s*$")
-_BLOCK_LINE = re.compile(r"^\s*//\s{2,}(\S.*)$")
-
-
-def contract_status_block(proto: Path) -> dict[grpc.StatusCode, str]:
-    """Each code a contract lists under "Status codes every RPC may return:", with its meaning.
-
-    Our ``.proto`` files open with that block (one ``//   CODE  meaning`` line per code,
-    deeper-indented lines continuing the meaning); the generated modules carry no
-    comments, so this reads the ``.proto`` file itself. This is the one reader of the
-    block: :func:`contract_status_codes` and the contract fuzzer's per-RPC table
-    (``contracts/fuzzing.py``) are built on it. Raises :class:`MockError` when the file
-    has no such block or the block lists no code.
-    """
-    lines = proto.read_text(encoding="utf-8").splitlines()
-    start = next((i for i, line in enumerate(lines) if _CODES_HEADER.match(line)), None)
-    if start is None:
-        raise MockError(
-            f"{proto} has no 'Status codes every RPC may return:' comment block; pass "
-            "allowed_codes explicitly"
-        )
-    block: dict[grpc.StatusCode, str] = {}
-    column: int | None = None  # where the codes start; deeper lines continue an entry
-    current: grpc.StatusCode | None = None
-    for line in lines[start + 1 :]:
-        entry = _BLOCK_LINE.match(line)
-        if entry is None:
-            break  # the block ends at the first line that is not an indented comment
-        if column is None:
-            column = entry.start(1)
-        name, _, meaning = entry.group(1).partition(" ")
-        if entry.start(1) == column and name in grpc.StatusCode.__members__:
-            current = grpc.StatusCode[name]
-            block[current] = meaning.strip()
-        elif current is not None and entry.start(1) > column:
-            block[current] = f"{block[current]} {entry.group(1).strip()}"
-    if not block.keys() - {grpc.StatusCode.OK}:
-        raise MockError(f"{proto}: the status code block lists no code")
-    return block
-
-
-def contract_status_codes(proto: Path) -> frozenset[grpc.StatusCode]:
-    """The codes a contract lists under "Status codes every RPC may return:", OK removed.
-
-    Pass the result as ``allowed_codes`` to refuse, in ``fails()``, a code the contract
-    does not list. Raises :class:`MockError` when the file has no such block
-    (:func:`contract_status_block`).
-    """
-    return frozenset(contract_status_block(proto)) - {grpc.StatusCode.OK}
 
 
 _METADATA_KEY = re.compile(r"^[0-9a-z_.-]+$")

@@ -119,7 +119,9 @@ class MockServer:
                 result = await await_on(outcome.loop, result)
         except Abort as abort:
             try:
-                self._script.check_code(abort.code, rpc, f"{what} raised Abort")
+                self._script.check_code(
+                    abort.code, rpc, f"{what} raised Abort", breaks_contract=abort.breaks_contract
+                )
                 trailing = check_metadata(abort.trailing_metadata, f"{what} raised Abort")
             except MockError as error:
                 return (

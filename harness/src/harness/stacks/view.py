@@ -11,6 +11,7 @@ import grpc
 import httpx
 
 from harness.browser import browser_client
+from harness.contracts.providers import checked_channel
 from harness.faults.postgres_control import PostgresControl
 from harness.faults.proxy import Link
 from harness.faults.service_control import ServiceControl
@@ -58,13 +59,17 @@ class StackView:
         return client
 
     def channel(self, name: str) -> grpc.aio.Channel:
-        """An asyncio channel to a service or mock, closed when the test ends."""
+        """An asyncio channel to a service or mock, closed when the test ends.
+
+        Its unary calls are held to the RPCs' declared status codes
+        (:class:`~harness.contracts.DeclaredStatusCheck`): an answer its contract does not
+        declare fails the test with :class:`~harness.errors.UndeclaredStatusError`."""
         address = self.stack.address(name)
         channel = self._channels.get(address)
         if channel is None:
             # Own subchannels: gRPC shares them process-wide by address, and one left in
             # reconnect backoff by an earlier test (after a kill) would fail this one.
-            channel = grpc.aio.insecure_channel(
+            channel = checked_channel(
                 address, options=[("grpc.use_local_subchannel_pool", 1), *RECONNECT_OPTIONS]
             )
             self._channels[address] = channel
