@@ -148,5 +148,6 @@ __all__ = [
     "resolve_backend",
     "run_postgres",
     "traceparent",
+    "undeclared_status",
     "workspace_services",
 ]
