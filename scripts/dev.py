@@ -100,6 +100,7 @@ def running_backend(
     extra_databases: Sequence[str] = (),
     progress: Progress | None = None,
     data_dir: Path | None = None,
+    call_address: Callable[[str, str, str], str] | None = None,
 ) -> Iterator[Backend]:
     """Postgres, every [tool.kit.service] member (each after the services it calls) and
     the gateway, as local processes; stopped when the block ends: services first
@@ -107,7 +108,9 @@ def running_backend(
     :8080) or "0" (free ports). ``extra_databases`` are created beside the services' own
     (scripts/bench_gateway.py's floor uses one). ``data_dir``: Postgres durable, its
     cluster kept there across runs; without it, throwaway and not crash-safe. What it
-    starts and stops is shown on ``progress`` while it happens."""
+    starts and stops is shown on ``progress`` while it happens. ``call_address(caller,
+    callee, address)``: the address a service is given for one it calls (a fault link's,
+    scripts/load_faults.py); the callee's own by default."""
     progress = progress if progress is not None else Progress()
     say = progress.note
     services = Workspace.read(ROOT).services()
@@ -134,7 +137,10 @@ def running_backend(
                     f"{service.env_prefix}GRPC_HOST": "127.0.0.1",
                     f"{service.env_prefix}GRPC_PORT": str(port),
                     # where the services it calls listen: they started before it
-                    **{setting: addresses[callee] for callee, setting in service.calls.items()},
+                    **{
+                        setting: (call_address or _direct)(service.name, callee, addresses[callee])
+                        for callee, setting in service.calls.items()
+                    },
                 },
                 log_path=log_dir / f"{service.name}.log",
             )
@@ -165,6 +171,10 @@ def running_backend(
         url = f"http://{gateway.address}"
         say(f"gateway   {url}  (HTTP; OpenAPI docs at {url}/docs, logs: {gateway.log_path})")
         yield Backend(postgres, processes, url)
+
+
+def _direct(caller: str, callee: str, address: str) -> str:
+    return address
 
 
 def stop_process(progress: Progress, process: ServiceProcess) -> None:
