@@ -41,6 +41,9 @@ def test_fresh_output_passes_the_check(workspace: Path) -> None:
     result = codegen(workspace, "--check")
     assert result.returncode == 0, result.stdout
     assert (workspace / "services/dummy/src/dummy/v1/dummy_pb2_grpc.pyi").exists()
+    # The kit's own options go to servicekit, which every service's image holds.
+    assert (workspace / "packages/servicekit/src/kit/v1/options_pb2.py").exists()
+    assert not (workspace / "services/kit").exists()
 
 
 def test_a_proto_change_without_regenerating_fails_the_check(
