@@ -75,6 +75,7 @@ from harness.traces import (
     Trace,
     TraceReceiver,
     assert_logs_carry_trace,
+    render_trace_html,
     traceparent,
 )
 from harness.workspace import SOURCE_DIGEST_LABEL, Member, Workspace
@@ -145,6 +146,7 @@ __all__ = [
     "find_postgres_binaries",
     "open_backend",
     "reap_stale_servers",
+    "render_trace_html",
     "resolve_backend",
     "run_postgres",
     "traceparent",

@@ -25,11 +25,13 @@ services' JSON log lines and checks that they carry the trace id
 
 The modules: ``spans`` (:class:`Span`, read from OTLP), ``trace`` (:class:`Trace` and its
 assertions), ``receiver`` (:class:`TraceReceiver`, :class:`ClientSpan`), ``logs``
-(:class:`LogRecords`, the log-line assertions).
+(:class:`LogRecords`, the log-line assertions), ``html``
+(:func:`render_trace_html`, the traces as a self-contained HTML waterfall page).
 """
 
 from __future__ import annotations
 
+from harness.traces.html import render_trace_html
 from harness.traces.logs import LogRecord, LogRecords, assert_logs_carry_trace
 from harness.traces.receiver import ClientSpan, TraceReceiver, traceparent
 from harness.traces.spans import Span, SpanKind, SpanStatus, spans_from_request
@@ -45,6 +47,7 @@ __all__ = [
     "Trace",
     "TraceReceiver",
     "assert_logs_carry_trace",
+    "render_trace_html",
     "spans_from_request",
     "traceparent",
 ]
