@@ -132,6 +132,8 @@ async def test_no_acknowledged_write_is_lost_and_no_failed_one_stored(
         await asyncio.sleep(fault.degraded_seconds)
         await fault.heal(stack)
         healed_at = time.monotonic()
+        # A restarted container publishes its port anew (docker backend): follow it.
+        browser.base_url = httpx.URL(stack.url("gateway"))
         recovered_in = await until_recovered(ledger, healed_at)
         await asyncio.sleep(STEADY_SECONDS)
     finally:
