@@ -198,3 +198,63 @@ def test_several_traces_get_a_section_each_and_orphans_are_roots_marked() -> Non
 
 def test_no_spans_is_a_page_that_says_so() -> None:
     assert "<p>No spans.</p>" in render_trace_html([])
+
+
+INNER_INI = """
+[pytest]
+addopts = --strict-markers --strict-config
+asyncio_mode = auto
+asyncio_default_fixture_loop_scope = session
+asyncio_default_test_loop_scope = session
+filterwarnings = error
+"""
+
+# One test fails inside its own client span (marked ERROR), one fails without spans, one
+# passes with spans: only the first gets a page.
+INNER_TESTS = """
+def test_fails_with_a_trace(traces):
+    with traces.client_span("call <the> service"):
+        assert 1 + 1 == 3
+
+
+def test_fails_without_spans(traces):
+    assert False
+
+
+def test_passes_with_a_trace(traces):
+    with traces.client_span("fine"):
+        pass
+"""
+
+
+def test_a_test_failing_with_a_trace_gets_its_page_in_the_directory_and_report(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(INNER_INI)
+    pytester.makepyfile(test_inner=INNER_TESTS)
+
+    result = pytester.runpytest_subprocess(
+        "--harness-backend=process", "--harness-trace-html=pages/traces", timeout=120
+    )
+
+    result.assert_outcomes(passed=1, failed=2)
+    pages = sorted((pytester.path / "pages" / "traces").iterdir())
+    assert [page.name for page in pages] == ["test_inner.py_test_fails_with_a_trace.html"]
+    result.stdout.fnmatch_lines(["*trace page of this test*", str(pages[0])])
+    rows = rows_of(pages[0].read_text(encoding="utf-8"))
+    assert [(row.attributes["data-service"], row.attributes["data-status"]) for row in rows] == [
+        ("test", "ERROR")
+    ]
+    assert "call <the> service" in "".join(rows[0].text)
+
+
+def test_a_trace_html_path_that_is_a_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INNER_INI)
+    pytester.makefile(".txt", pages="not a directory")
+
+    result = pytester.runpytest_subprocess("--harness-trace-html=pages.txt", timeout=120)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--harness-trace-html / harness_trace_html: 'pages.txt' is not a directory*"]
+    )

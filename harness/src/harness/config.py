@@ -84,7 +84,17 @@ POSTGRES_IMAGE = _Setting(
     ),
     default="",
 )
-SETTINGS = (POSTGRES_BIN, DB_RESET, BACKEND, POSTGRES_IMAGE)
+TRACE_HTML = _Setting(
+    option="--harness-trace-html",
+    ini="harness_trace_html",
+    help=(
+        "directory (created when missing) where each test that failed with traces gets a "
+        "self-contained HTML page of them, a waterfall of its spans; its path goes into the "
+        "report. Default: none written"
+    ),
+    default="",
+)
+SETTINGS = (POSTGRES_BIN, DB_RESET, BACKEND, POSTGRES_IMAGE, TRACE_HTML)
 
 
 class BackendChoice(enum.StrEnum):
@@ -108,6 +118,7 @@ class HarnessConfig:
     db_reset: CleanStrategy
     backend: BackendChoice = BackendChoice.AUTO
     postgres_image: str = ""
+    trace_html: Path | None = None  # where failed tests' trace pages go; None: nowhere
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> HarnessConfig:
@@ -119,11 +130,19 @@ class HarnessConfig:
                 f"{POSTGRES_BIN.option} / {POSTGRES_BIN.ini}: {bin_dir!r} is not a directory; "
                 "give the bin directory of a PostgreSQL installation (`pg_config --bindir`)"
             )
+        trace_dir = TRACE_HTML.read(config)
+        trace_html = Path(trace_dir).expanduser().absolute() if trace_dir else None
+        if trace_html is not None and trace_html.exists() and not trace_html.is_dir():
+            raise pytest.UsageError(
+                f"{TRACE_HTML.option} / {TRACE_HTML.ini}: {trace_dir!r} is not a directory; "
+                "give a directory for the trace pages (it is created when missing)"
+            )
         return cls(
             postgres_bin=postgres_bin,
             db_reset=_choice(DB_RESET, CleanStrategy, config),
             backend=_choice(BACKEND, BackendChoice, config),
             postgres_image=POSTGRES_IMAGE.read(config),
+            trace_html=trace_html,
         )
 
 

@@ -118,6 +118,7 @@ def pytest_runtest_makereport(
     """A failed test that used a stack carries its services' log tails."""
     report = yield
     if report.failed:
-        for title, text in stack_diagnostics(item).items():
+        trace_html = _config.get_config(item.config).trace_html
+        for title, text in stack_diagnostics(item, trace_html).items():
             report.sections.append((title, text))
     return report

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
 from harness.stacks.stack import Stack
-from harness.traces import TraceReceiver
+from harness.traces import LogRecords, Trace, TraceReceiver, render_trace_html
 
 __all__ = [
     "RECEIVER_KEY",
     "STACK_KEY",
     "fault_report",
     "stack_diagnostics",
+    "trace_page_path",
+    "write_trace_page",
 ]
 
 
@@ -32,9 +37,10 @@ def fault_report(booted: Stack) -> str:
     return "\n".join(["in force at the failure:", *active, "injected:", indented])
 
 
-def stack_diagnostics(item: pytest.Item) -> Mapping[str, str]:
+def stack_diagnostics(item: pytest.Item, trace_html: Path | None = None) -> Mapping[str, str]:
     """What a failed test's report carries: the log tails of its stack's services and
-    the traces its calls left, as trees."""
+    the traces its calls left, as trees; with ``trace_html`` (a directory) the traces'
+    HTML page is written there too and its path reported."""
     sections: dict[str, str] = {}
     booted = item.stash.get(STACK_KEY, None)
     if booted is not None and (booted.faults or booted.journal.entries):
@@ -56,4 +62,37 @@ def stack_diagnostics(item: pytest.Item) -> Mapping[str, str]:
             spans = receiver.snapshot()
         if spans.spans:
             sections["traces of this test"] = spans.render()
+            if trace_html is not None:
+                page = write_trace_page(item, spans, booted, trace_html)
+                sections["trace page of this test"] = str(page)
     return sections
+
+
+# Enough for the lines a failed request logged, which are the ones with its trace id.
+_PAGE_LOG_LINES = 400
+
+
+def write_trace_page(
+    item: pytest.Item, spans: Trace, booted: Stack | None, directory: Path
+) -> Path:
+    """Write the HTML page of the test's spans, with its services' log lines that carry
+    their trace ids, to :func:`trace_page_path`."""
+    lines: list[str] = []
+    if booted is not None:
+        for handle in booted.handles.values():
+            lines.extend(handle.log_tail(_PAGE_LOG_LINES).splitlines())
+    page = trace_page_path(directory, item.nodeid)
+    page.parent.mkdir(parents=True, exist_ok=True)
+    html = render_trace_html(spans.spans, title=item.nodeid, logs=LogRecords.parse(lines))
+    page.write_text(html, encoding="utf-8")
+    return page
+
+
+def trace_page_path(directory: Path, nodeid: str) -> Path:
+    """``directory/<the test id, as a file name>.html``: anything but letters, digits and
+    ``.-_`` becomes ``_``; a long id is cut and keeps a digest so that ids stay apart."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", nodeid).strip("._") or "test"
+    if len(name) > 150:
+        digest = hashlib.sha256(nodeid.encode()).hexdigest()[:12]
+        name = f"{name[:137]}-{digest}"
+    return directory / f"{name}.html"
