@@ -14,22 +14,16 @@ import httpx
 import pytest
 
 from auth.errors import ProviderRejected, ProviderUnavailable
-from auth.oauth.google import GoogleProvider, GoogleSettings
-from auth.oauth.port import OauthIdentity, Provider
+from auth.oauth.google import GoogleProvider
+from auth.oauth.port import OauthIdentity
 from fixtures.oauth import GOOGLE_CLIENT_ID, GOOGLE_REDIRECT_URI, OMIT, FakeGoogle
-from servicekit.errors import InvalidArgument
+
+from .support import STATE, VERIFIER, route
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import respx
-
     from fixtures.clock import FrozenClock
-
-STATE = "state-0123456789"
-# RFC 7636, appendix B: this verifier's S256 challenge.
-VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
-CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 
 
 async def login(google: GoogleProvider, fake: FakeGoogle, **claims: Any) -> OauthIdentity:
@@ -43,57 +37,7 @@ async def login_with_token(google: GoogleProvider, fake: FakeGoogle, id_token: s
     await google.exchange(code, VERIFIER)
 
 
-def route(route: respx.Route | None) -> respx.Route:
-    assert route is not None, "the fake is not installed"
-    return route
-
-
-# --- authorization URL -------------------------------------------------------------------
-
-
-def test_authorization_url_carries_client_redirect_scope_state_and_s256_challenge(
-    google: GoogleProvider, fake_google: FakeGoogle
-) -> None:
-    url = httpx.URL(google.authorization_url(STATE, VERIFIER))
-
-    assert str(url.copy_with(query=None)) == fake_google.authorization_endpoint
-    assert dict(url.params) == {
-        "response_type": "code",
-        "client_id": GOOGLE_CLIENT_ID,
-        "redirect_uri": GOOGLE_REDIRECT_URI,
-        "scope": "openid email profile",
-        "state": STATE,
-        "code_challenge": CHALLENGE,
-        "code_challenge_method": "S256",
-    }
-    assert VERIFIER not in str(url)
-
-
-def test_settings_default_to_googles_real_endpoints() -> None:
-    settings = GoogleSettings(client_id="id", client_secret="secret", redirect_uri="https://a/cb")
-
-    assert settings.authorization_endpoint == "https://accounts.google.com/o/oauth2/v2/auth"
-    assert settings.token_endpoint == "https://oauth2.googleapis.com/token"
-    assert settings.jwks_uri == "https://www.googleapis.com/oauth2/v3/certs"
-    assert settings.issuers == ("https://accounts.google.com", "accounts.google.com")
-    assert settings.timeout_seconds == 5.0
-
-
 # --- the happy path ----------------------------------------------------------------------
-
-
-async def test_login_returns_the_verified_identity(
-    google: GoogleProvider, fake_google: FakeGoogle
-) -> None:
-    identity = await login(google, fake_google)
-
-    assert identity == OauthIdentity(
-        provider=Provider.GOOGLE,
-        provider_user_id="110169484474386276334",
-        email="ada@example.com",
-        name="Ada Lovelace",
-        avatar_url="https://lh3.googleusercontent.test/a/ada",
-    )
 
 
 async def test_token_request_carries_code_verifier_client_and_redirect(
@@ -480,25 +424,6 @@ async def test_a_failed_key_fetch_is_retried_on_the_next_login(
     assert (await login(google, fake_google)).email == "ada@example.com"
 
 
-async def test_every_call_has_the_configured_timeout(
-    fake_google: FakeGoogle, http: httpx.AsyncClient, clock: FrozenClock
-) -> None:
-    google = GoogleProvider(fake_google.settings(timeout_seconds=2.5), http, clock=clock)
-
-    await login(google, fake_google)
-
-    for call in [
-        route(fake_google.token_route).calls.last,
-        route(fake_google.jwks_route).calls.last,
-    ]:
-        assert call.request.extensions["timeout"] == {
-            "connect": 2.5,
-            "read": 2.5,
-            "write": 2.5,
-            "pool": 2.5,
-        }
-
-
 # --- the PKCE and code checks, end to end ------------------------------------------------
 
 
@@ -532,20 +457,3 @@ async def test_wrong_client_secret_is_refused(
 
     assert "not-it" not in caught.value.message
     assert "invalid_client" in caught.value.detail
-
-
-@pytest.mark.parametrize(
-    ("code", "code_verifier", "field"),
-    [
-        pytest.param("", VERIFIER, "code", id="empty-code"),
-        pytest.param("4/some-code", "", "code_verifier", id="empty-code-verifier"),
-    ],
-)
-async def test_empty_input_is_invalid_argument_without_any_call(
-    google: GoogleProvider, router: respx.MockRouter, code: str, code_verifier: str, field: str
-) -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        await google.exchange(code, code_verifier)
-
-    assert caught.value.field == field
-    assert router.calls.call_count == 0
