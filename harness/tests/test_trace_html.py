@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass, field
+from html import unescape
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -258,3 +263,84 @@ def test_a_trace_html_path_that_is_a_file_is_a_usage_error(pytester: pytest.Pyte
     result.stderr.fnmatch_lines(
         ["*--harness-trace-html / harness_trace_html: 'pages.txt' is not a directory*"]
     )
+
+
+# Measures the page as Chromium laid it out and writes the figures into the DOM, which
+# --dump-dom then prints: what the page shows, not what its HTML says.
+MEASURE_SCRIPT = """<script>
+const rows = [...document.querySelectorAll("div.span")].map((row) => {
+  const lane = row.querySelector(".lane").getBoundingClientRect();
+  const bar = row.querySelector(".bar");
+  const box = bar.getBoundingClientRect();
+  return {
+    id: row.dataset.spanId,
+    service: row.dataset.service,
+    top: row.getBoundingClientRect().top,
+    indent: parseFloat(getComputedStyle(row.querySelector(".label")).paddingLeft),
+    left: (box.left - lane.left) / lane.width,
+    width: box.width / lane.width,
+    height: box.height,
+    colour: getComputedStyle(bar).backgroundColor,
+    outline: getComputedStyle(bar).outlineStyle,
+    label: getComputedStyle(row.querySelector("summary")).color,
+  };
+});
+const out = document.createElement("pre");
+out.id = "measured";
+out.textContent = JSON.stringify(rows);
+document.body.appendChild(out);
+</script>"""
+
+
+def chromium_dump(page: Path) -> str:
+    completed = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",  # as root in CI containers; the page is our own
+            "--disable-gpu",
+            "--window-size=1200,800",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
+    )
+    return completed.stdout
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None,
+    reason="needs Chromium to render the page: apt-get install chromium (Debian's package)",
+)
+def test_chromium_renders_the_waterfall_nested_to_scale_coloured_with_the_failure_marked(
+    tmp_path: Path,
+) -> None:
+    page = tmp_path / "trace.html"
+    html = render_trace_html(SPANS, title="a failed test")
+    page.write_text(html.replace("</body>", MEASURE_SCRIPT + "</body>"), encoding="utf-8")
+
+    dom = chromium_dump(page)
+
+    measured = re.search(r'<pre id="measured">(.*?)</pre>', dom, re.DOTALL)
+    assert measured, dom[-2000:]
+    rows = {row["id"][-1]: row for row in json.loads(unescape(measured[1]))}
+    assert sorted(rows) == ["1", "2", "3", "4"]
+    # drawn top to bottom in tree order, each child indented further than its parent
+    assert rows["1"]["top"] < rows["2"]["top"] < rows["3"]["top"] < rows["4"]["top"]
+    assert rows["1"]["indent"] < rows["2"]["indent"] < rows["3"]["indent"]
+    assert rows["3"]["indent"] == rows["4"]["indent"]
+    # bars where the spans were in time, as fractions of the lane (see SPANS)
+    for span_id, (left, width) in {"1": (0, 1), "2": (0.1, 0.8), "3": (0.2, 0.2)}.items():
+        assert rows[span_id]["left"] == pytest.approx(left, abs=0.01)
+        assert rows[span_id]["width"] == pytest.approx(width, abs=0.01)
+        assert rows[span_id]["height"] > 0
+    # one colour per service: both gateway spans alike, the three services apart
+    assert rows["2"]["colour"] == rows["4"]["colour"]
+    assert len({rows[span_id]["colour"] for span_id in "123"}) == 3
+    # the failed span, and only it, is outlined and its name red
+    assert [span_id for span_id, row in sorted(rows.items()) if row["outline"] != "none"] == ["3"]
+    assert rows["3"]["label"] == "rgb(176, 0, 32)"
+    assert rows["2"]["label"] != rows["3"]["label"]
