@@ -185,6 +185,8 @@ def test_log_lines_go_under_the_span_they_carry_and_other_traces_are_left_out() 
 
     rows = {row.attributes["data-span-id"][-1]: row for row in rows_of(page)}
     assert "+25.0 ms [user] ERROR user <u-1> not found" in "".join(rows["3"].text)
+    assert "1 log line" in "".join(rows["3"].text)
+    assert "log line" not in "".join(rows["2"].text)
     assert "no span id" in page.split("without a span of it")[1]
     assert "another trace" not in page
 

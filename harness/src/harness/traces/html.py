@@ -5,7 +5,8 @@ a CI artifact or a mail as it is. Each trace is drawn as rows in tree order (a c
 under its parent, indented by its depth), each row a bar placed and sized to scale on
 the trace's own time axis, coloured by service; a failed span (status ERROR) is marked.
 Hovering a row shows the span's attributes (its ``title``); clicking its name opens
-them as a table, with the service log lines that carry the span's id.
+them as a table, with the service log lines that carry the span's id (their number is
+on the row).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin-top: 2em; font-family: m
 .failed .bar { outline: 2px solid #b00020; background-image: repeating-linear-gradient(
   45deg, transparent 0 4px, rgba(255,255,255,.55) 4px 8px); }
 .status { color: #b00020; font-size: .85em; margin-left: .4em; }
+.log-count { color: #555; font-size: .85em; margin-left: .4em; background: #eef;
+  border-radius: 3px; padding: 0 .3em; }
 .orphan { color: #8a6d00; font-size: .85em; margin-left: .4em; }
 table.attributes { border-collapse: collapse; margin: .3em 0 .6em; font-size: .9em;
   white-space: normal; }
@@ -205,18 +208,30 @@ def _span_row(
         for key, value in _sorted(span)
     )
     logs = "".join(_log_line(record, trace_start) for record in records)
+    log_count = (
+        f'<span class="log-count">{len(records)} log line{"s" if len(records) != 1 else ""}</span>'
+        if records
+        else ""
+    )
+    # the duration after the bar, or before it when the bar ends near the right edge
+    if left + width <= 85:
+        label_at = f"left:{left + width:.3f}%"
+    else:
+        label_at = f"right:{100 - left:.3f}%;padding-right:.3em"
     return (
         f'<div class="span{" failed" if failed else ""}" data-span-id="{escape(span.span_id)}" '
         f'data-service="{escape(span.service)}" data-depth="{depth}" '
         f'data-status="{span.status}" title="{escape(hover)}">'
-        f'<details class="label" style="padding-left:{depth * 1.2:.1f}em"><summary>'
+        # a failed span comes open: its attributes and log lines are why one looks
+        f'<details class="label"{" open" if failed else ""} '
+        f'style="padding-left:{depth * 1.2:.1f}em"><summary>'
         f'{escape(span.name)} <span class="service">[{escape(span.service or "?")}] '
-        f"{span.kind}</span>{status}{orphan}</summary>"
+        f"{span.kind}</span>{status}{orphan}{log_count}</summary>"
         f'<table class="attributes">{details}</table>{logs}</details>'
         f'<div class="lane"><div class="bar" style="left:{left:.3f}%;width:{width:.3f}%;'
         f'background:{colours[span.service]}"></div>'
-        f'<span class="duration" style="left:{min(left + width, 88):.3f}%">'
-        f"{span.duration_ms:.2f} ms</span></div></div>"
+        f'<span class="duration" style="{label_at}">{span.duration_ms:.2f} ms</span>'
+        "</div></div>"
     )
 
 
