@@ -10,6 +10,16 @@ Inner modules are the harness's own layout: see harness/README.md for the map.
 
 from __future__ import annotations
 
+import os
+
+# Set before grpc first runs in this process: the harness forks processes (Postgres,
+# services) while its own gRPC threads (mocks, the trace receiver, channels) are busy.
+# With grpc's fork support on, its fork handlers are then skipped with a log line
+# ("fork_posix.cc ... skipping fork() handlers") or run in the child before its exec,
+# where a Postgres started mid-call was seen to die of SIGSEGV. The children exec at
+# once and never use grpc: fork support is not wanted here.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 from harness.backends import Backend, HarnessHost, open_backend, resolve_backend
 from harness.config import BackendChoice, HarnessConfig
 from harness.contracts import (
