@@ -42,7 +42,10 @@ USER_ID = "6f0c3f0e-4d7e-4b0e-9a53-2f1b7f0c2a11"
 @pytest.mark.parametrize(
     ("rpc", "codes"),
     [
-        ("CreateEntity", {"INVALID_ARGUMENT", "FAILED_PRECONDITION", "UNAVAILABLE"}),
+        (
+            "CreateEntity",
+            {"INVALID_ARGUMENT", "FAILED_PRECONDITION", "DEADLINE_EXCEEDED", "UNAVAILABLE"},
+        ),
         ("GetEntity", {"INVALID_ARGUMENT", "NOT_FOUND", "UNAVAILABLE"}),
         ("ListEntities", {"INVALID_ARGUMENT", "UNAVAILABLE"}),
     ],

@@ -450,6 +450,9 @@ async def test_the_receiver_collects_what_a_real_otlp_exporter_sends(
                 server_span.set_status(Status(StatusCode.ERROR, "bad"))
                 with tracer.start_as_current_span("INSERT", kind=SpanKind.CLIENT):
                     pass
+        # exported now: the batch's first export (a new connection) can take longer than
+        # the settle time on a loaded machine, and trace() would end before it arrives
+        provider.force_flush()
         started = time.monotonic()
         trace = await receiver.trace(call.trace_id)
         waited = time.monotonic() - started
