@@ -19,7 +19,6 @@ acknowledged commit survive a crash until the test ends.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
@@ -27,6 +26,7 @@ import asyncpg
 
 from harness._loop import BackgroundLoop
 from harness.errors import HarnessError, PostgresFaultError
+from harness.faults.control import Control
 from harness.faults.journal import FaultJournal
 from harness.postgres import alter_system
 
@@ -61,7 +61,7 @@ class ControllablePostgres(Protocol):
     def start_again(self) -> None: ...
 
 
-class PostgresControl:
+class PostgresControl(Control):
     """The stack's Postgres, for fault tests; each method returns once it is done (a
     stopped server is down, a started one accepts connections). The ``a``-prefixed
     variants do the same from a thread, so that the test's event loop goes on serving
@@ -104,26 +104,6 @@ class PostgresControl:
             return
         self._act("start", self._server.start_again)
         self._down = None
-
-    def restart(self, *, kill: bool = False) -> None:
-        """Stop (or, with ``kill=True``, crash) and start again."""
-        if kill:
-            self.kill()
-        else:
-            self.stop()
-        self.start()
-
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
-
-    async def akill(self) -> None:
-        await asyncio.to_thread(self.kill)
-
-    async def astart(self) -> None:
-        await asyncio.to_thread(self.start)
-
-    async def arestart(self, *, kill: bool = False) -> None:
-        await asyncio.to_thread(self.restart, kill=kill)
 
     def durable(self) -> None:
         """Commit synchronously until the test ends (``synchronous_commit=on`` for every

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 
+from harness.faults.control import Control
 from harness.faults.journal import FaultJournal
 from harness.services import ServiceHandle
 
 
-class ServiceControl:
+class ServiceControl(Control):
     """``stack.service(name)``: stop (SIGTERM: in-flight calls drain), kill (SIGKILL: a
     crash), start (returns once it serves, on the same address), restart."""
 
@@ -43,20 +44,6 @@ class ServiceControl:
         self._handle.start()
         self._journal.record(self.name, "start")
 
-    def restart(self, *, kill: bool = False) -> None:
-        """Stop (or, with ``kill=True``, crash) and start again."""
-        if kill:
-            self.kill()
-        else:
-            self.stop()
-        self.start()
-
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
-
-    async def akill(self) -> None:
-        await asyncio.to_thread(self.kill)
-
     async def astart(self) -> None:
         # Launched from this thread, waited for on another: a service process dies with
         # the thread that launched it (PR_SET_PDEATHSIG), and a worker thread may end
@@ -64,10 +51,6 @@ class ServiceControl:
         self._handle.launch()
         await asyncio.to_thread(self._handle.wait_serving)
         self._journal.record(self.name, "start")
-
-    async def arestart(self, *, kill: bool = False) -> None:
-        await (self.akill() if kill else self.astop())
-        await self.astart()
 
 
 __all__ = ["ServiceControl"]
