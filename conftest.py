@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
+from uuid import uuid4
 
 import asyncpg
 import grpc
@@ -46,6 +47,7 @@ from harness import (
     DatabaseSpec,
     HarnessConfig,
     HttpFakeServer,
+    PostgresServer,
     ServiceSpec,
     resolve_backend,
     workspace_services,
@@ -321,3 +323,17 @@ def oauth_consent(
         return fake_github.authorize(authorization_url)
 
     return consent
+
+
+@pytest.fixture
+async def fresh_database(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """The DSN of a new, empty database (no migrations: what a service meets on its first
+    start), dropped after the test."""
+    name = f"fresh_{uuid4().hex}"
+    admin = await asyncpg.connect(postgres_server.dsn())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield postgres_server.dsn(name)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

@@ -17,12 +17,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from uuid import uuid4
 
-import asyncpg
 import pytest
 
 from servicekit.healthcheck import check
@@ -33,7 +31,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import kubegen  # noqa: E402
 
 if TYPE_CHECKING:
-    from harness import PostgresServer
+    pass
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
 
@@ -108,24 +106,12 @@ def serving_port(container: str) -> int:
     raise AssertionError(f"{container} did not serve within {SERVE_TIMEOUT}s")
 
 
-@pytest.fixture
-async def database_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
-    name = f"pod_{uuid4().hex}"
-    admin = await asyncpg.connect(postgres_server.dsn())
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield postgres_server.dsn(name)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 def local_pods() -> list[str]:
     return sorted(p.parent.name for p in ROOT.glob("services/*/pyproject.toml"))
 
 
 @pytest.mark.parametrize("name", local_pods())
-def test_the_pod_runs_under_its_restrictions(name: str, database_url: str) -> None:
+def test_the_pod_runs_under_its_restrictions(name: str, fresh_database: str) -> None:
     if kubegen.kustomize_command() is None:
         pytest.skip("neither kustomize nor kubectl on PATH")
     resources = kubegen.render(ROOT / kubegen.TREE / "overlays" / "local")
@@ -145,7 +131,7 @@ def test_the_pod_runs_under_its_restrictions(name: str, database_url: str) -> No
     is_grpc = "grpc" in container["readinessProbe"]
     started = docker(
         "run", "--detach", "--network", "host", *run_options(deployment),
-        *environment(name, config["data"], database_url if is_grpc else None), image,
+        *environment(name, config["data"], fresh_database if is_grpc else None), image,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     identifier = started.stdout.strip()

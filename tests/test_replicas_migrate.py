@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
-from uuid import uuid4
 
 import asyncpg
 import pytest
@@ -33,7 +32,7 @@ from harness import Workspace
 from servicekit.migrations import ADVISORY_LOCK_KEY, load_migrations
 
 if TYPE_CHECKING:
-    from harness import PostgresServer
+    pass
 
 pytestmark = pytest.mark.integration
 
@@ -42,19 +41,6 @@ REPLICAS = 3
 START_TIMEOUT = 90.0  # seconds: three Python processes on a busy 2-core machine
 # Settings a service needs beyond its database, not used before it serves.
 EXTRA_SETTINGS = {"dummy": {"DUMMY_USER_ADDRESS": "127.0.0.1:9"}}
-
-
-@pytest.fixture
-async def fresh_database(postgres_server: PostgresServer) -> AsyncIterator[str]:
-    """The DSN of a new, empty database, dropped after the test."""
-    name = f"replicas_{uuid4().hex}"
-    admin = await asyncpg.connect(postgres_server.dsn())
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield postgres_server.dsn(name)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @dataclass
