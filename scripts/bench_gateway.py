@@ -488,7 +488,8 @@ def ensure_wrk() -> str:
         )
     say("wrk missing: apt-get install wrk (up to 5 min)")
     environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "wrk"]):
+    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=240"]  # wait for another apt's lock
+    for command in ([*apt, "update", "-q"], [*apt, "install", "-y", "-q", "wrk"]):
         try:
             subprocess.run(command, check=True, env=environment, timeout=300)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:

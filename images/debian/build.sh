@@ -35,8 +35,11 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "debootstrap needs root: run this as root (or with sudo)" >&2
   exit 1
 fi
+# Wait for another apt (a user's, CI installing something else in parallel) instead of
+# failing at once on its lock.
 if ! command -v debootstrap >/dev/null 2>&1; then
-  apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq \
+    && apt-get -o DPkg::Lock::Timeout=600 install -y -qq debootstrap >/dev/null
 fi
 
 rootfs=$(mktemp -d /tmp/kit-rootfs.XXXXXX)
