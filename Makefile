@@ -4,7 +4,8 @@
 #                DATA_DIR=<dir> in <dir>
 #   make test    run the whole test suite
 #   make check   lint, format check, strict types, generated code, Dockerfiles and Kubernetes
-#                manifests fresh (the manifests also validated against the Kubernetes schemas)
+#                manifests fresh (the manifests also validated against the Kubernetes schemas),
+#                the protos: buf lint, no breaking change against main (scripts/protoguard.py)
 #   make images  container images (local base images when no registry, Traefik), for compose.yaml
 .PHONY: setup generate dev test check images up down
 
@@ -43,6 +44,7 @@ check: setup
 	$(UV) run python scripts/codegen.py --check
 	$(UV) run python scripts/dockergen.py --check
 	$(UV) run python scripts/kubegen.py --check
+	$(UV) run python scripts/protoguard.py
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy .
