@@ -26,12 +26,17 @@ services' JSON log lines and checks that they carry the trace id
 The modules: ``spans`` (:class:`Span`, read from OTLP), ``trace`` (:class:`Trace` and its
 assertions), ``receiver`` (:class:`TraceReceiver`, :class:`ClientSpan`), ``logs``
 (:class:`LogRecords`, the log-line assertions), ``html``
-(:func:`render_trace_html`, the traces as a self-contained HTML waterfall page).
+(:func:`render_trace_html`, the traces as a self-contained HTML waterfall page, and
+:func:`render_trace_list_html`, an index of traces), ``live`` (:class:`TraceView`, those
+pages served live from a receiver, as ``make dev`` does; :class:`LogFiles`), ``forward``
+(:class:`OtlpForwarder`, received spans passed on to another OTLP endpoint).
 """
 
 from __future__ import annotations
 
-from harness.traces.html import render_trace_html
+from harness.traces.forward import OtlpForwarder
+from harness.traces.html import render_trace_html, render_trace_list_html
+from harness.traces.live import LogFiles, TraceView
 from harness.traces.logs import LogRecord, LogRecords, assert_logs_carry_trace
 from harness.traces.receiver import ClientSpan, TraceReceiver, traceparent
 from harness.traces.spans import Span, SpanKind, SpanStatus, spans_from_request
@@ -39,15 +44,19 @@ from harness.traces.trace import Trace
 
 __all__ = [
     "ClientSpan",
+    "LogFiles",
     "LogRecord",
     "LogRecords",
+    "OtlpForwarder",
     "Span",
     "SpanKind",
     "SpanStatus",
     "Trace",
     "TraceReceiver",
+    "TraceView",
     "assert_logs_carry_trace",
     "render_trace_html",
+    "render_trace_list_html",
     "spans_from_request",
     "traceparent",
 ]

@@ -7,11 +7,15 @@ the trace's own time axis, coloured by service; a failed span (status ERROR) is 
 Hovering a row shows the span's attributes (its ``title``); clicking its name opens
 them as a table, with the service log lines that carry the span's id (their number is
 on the row).
+
+:func:`render_trace_list_html` is the index a live view serves beside those pages (one
+row per trace, newest first, each linking to its waterfall), in the same style.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from html import escape
 
 from harness.traces.logs import LogRecord
@@ -20,6 +24,7 @@ from harness.traces.spans import AttributeValue, Span
 __all__ = [
     "SERVICE_COLOURS",
     "render_trace_html",
+    "render_trace_list_html",
 ]
 
 # Distinct on white and for most colour-blind readers (Okabe-Ito, then Tableau 10);
@@ -69,16 +74,27 @@ table.attributes td { border: 1px solid #ddd; padding: 1px 6px; font-family: mon
 .log { font-family: monospace; font-size: .85em; color: #333; white-space: pre-wrap; }
 .log-level-ERROR, .log-level-CRITICAL { color: #b00020; }
 .log-level-WARNING { color: #8a6d00; }
+table.traces { border-collapse: collapse; }
+table.traces th, table.traces td { text-align: left; padding: 2px 10px 2px 0;
+  border-bottom: 1px solid #f0f0f0; white-space: nowrap; }
+table.traces td.number { text-align: right; }
+table.traces tr.failed td { color: #b00020; }
+table.traces .trace-id { font-family: monospace; color: #555; }
 """
 
 
 def render_trace_html(
-    spans: Iterable[Span], *, title: str = "traces", logs: Iterable[LogRecord] = ()
+    spans: Iterable[Span],
+    *,
+    title: str = "traces",
+    logs: Iterable[LogRecord] = (),
+    back_link: tuple[str, str] | None = None,
 ) -> str:
     """The page of ``spans`` (any number of traces), with ``logs`` beside their spans.
 
     A log record is shown under the span whose id it carries, or at the end of its
     trace when it carries only the trace id; records of other traces are left out.
+    ``back_link``: (href, text) of a link above the title, e.g. to a list of traces.
     """
     all_spans = sorted(spans, key=lambda span: (span.start_ns, span.name, span.span_id))
     services = sorted({span.service for span in all_spans})
@@ -92,6 +108,9 @@ def render_trace_html(
     records = [record for record in logs if record.trace_id in by_trace]
 
     body = [f"<h1>{escape(title)}</h1>"]
+    if back_link is not None:
+        href, text = back_link
+        body.insert(0, f'<p class="nav"><a href="{escape(href)}">{escape(text)}</a></p>')
     if not all_spans:
         body.append("<p>No spans.</p>")
     else:
@@ -99,6 +118,62 @@ def render_trace_html(
     for trace_id, trace_spans in by_trace.items():
         trace_records = [record for record in records if record.trace_id == trace_id]
         body.append(_trace_section(trace_id, trace_spans, colours, trace_records))
+    return _page(title, body)
+
+
+def render_trace_list_html(
+    traces: Iterable[Sequence[Span]],
+    *,
+    href: Callable[[str], str],
+    title: str = "recent traces",
+    note: str = "",
+) -> str:
+    """One row per trace (each the spans of one trace id), the newest (latest first span)
+    first: when it began, its first root span, services, spans, duration, failed spans;
+    the trace id links to ``href(trace_id)``. ``note``: a line of text under the title."""
+    rows = []
+    ordered = sorted(
+        (spans for spans in traces if spans),
+        key=lambda spans: min(span.start_ns for span in spans),
+        reverse=True,
+    )
+    for spans in ordered:
+        trace_id = spans[0].trace_id
+        start = min(span.start_ns for span in spans)
+        end = max(max(span.end_ns, span.start_ns) for span in spans)
+        ids = {span.span_id for span in spans}
+        roots = [span for span in spans if span.parent_span_id not in ids]
+        first = min(roots or spans, key=lambda span: span.start_ns)
+        failed = sum(span.status == "ERROR" for span in spans)
+        services = ", ".join(sorted({span.service or "?" for span in spans}))
+        when = datetime.fromtimestamp(start / 1e9).strftime("%H:%M:%S.%f")[:-3]
+        row_class = "trace-row failed" if failed else "trace-row"
+        rows.append(
+            f'<tr class="{row_class}" data-trace-id="{escape(trace_id)}">'
+            f"<td>{when}</td>"
+            f'<td><a href="{escape(href(trace_id))}">{escape(first.name)}</a></td>'
+            f"<td>{escape(services)}</td>"
+            f'<td class="number">{len(spans)}</td>'
+            f'<td class="number">{(end - start) / 1e6:.1f} ms</td>'
+            f'<td class="number">{failed or ""}</td>'
+            f'<td class="trace-id">{escape(trace_id)}</td></tr>'
+        )
+    body = [f"<h1>{escape(title)}</h1>"]
+    if note:
+        body.append(f'<p class="note">{escape(note)}</p>')
+    if not rows:
+        body.append("<p>No traces yet.</p>")
+    else:
+        body.append(
+            '<table class="traces"><tr><th>began</th><th>first span</th><th>services</th>'
+            "<th>spans</th><th>duration</th><th>failed</th><th>trace id</th></tr>"
+            + "\n".join(rows)
+            + "</table>"
+        )
+    return _page(title, body)
+
+
+def _page(title: str, body: Sequence[str]) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"

@@ -8,7 +8,7 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
@@ -78,6 +78,12 @@ class TraceReceiver:
     ``bind_host`` is the interface it binds (loopback by default; containers need one they
     can reach, e.g. ``0.0.0.0`` with ``advertised_host`` the address they use for this
     machine). Thread-safe: spans arrive on the server's threads, tests read on theirs.
+
+    ``max_traces``: keep only the spans of the last that many traces to arrive (the
+    oldest trace is forgotten whole when a new one comes); None keeps everything, as a
+    test does. ``on_export``: called with each OTLP request once its spans are stored,
+    on the server's thread (e.g. :class:`~harness.traces.forward.OtlpForwarder.submit`
+    to pass them on); it should not block.
     """
 
     def __init__(
@@ -87,11 +93,18 @@ class TraceReceiver:
         *,
         advertised_host: str | None = None,
         max_workers: int = 4,
+        max_traces: int | None = None,
+        on_export: Callable[[trace_service_pb2.ExportTraceServiceRequest], None] | None = None,
     ) -> None:
+        if max_traces is not None and max_traces < 1:
+            raise ValueError(f"max_traces must be at least 1 (or None), not {max_traces}")
         self.bind_host = bind_host
         self._requested_port = port
         self.advertised_host = advertised_host
         self._max_workers = max_workers
+        self.max_traces = max_traces
+        self.on_export = on_export
+        self.forgotten_traces = 0  # traces dropped to stay within max_traces
         self._server: grpc.Server | None = None
         self._port: int | None = None
         self._condition = threading.Condition()
@@ -167,6 +180,8 @@ class TraceReceiver:
                 if span.start_ns < self._since_ns:
                     self.dropped_from_before_clear += 1
                     continue
+                if span.trace_id not in self._spans:
+                    self._make_room()
                 self._spans.setdefault(span.trace_id, []).append(span)
                 self._last_arrival[span.trace_id] = now
                 added = True
@@ -178,6 +193,16 @@ class TraceReceiver:
         for loop, event in waiters:
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                 loop.call_soon_threadsafe(event.set)
+
+    def _make_room(self) -> None:
+        """Forget the traces that arrived first until a new one fits (lock held)."""
+        if self.max_traces is None:
+            return
+        while len(self._spans) >= self.max_traces:
+            oldest = next(iter(self._spans))  # dicts keep the order traces first arrived
+            del self._spans[oldest]
+            self._last_arrival.pop(oldest, None)
+            self.forgotten_traces += 1
 
     def clear(self) -> None:
         """Forget every span received so far (e.g. at the start of each test), and every
@@ -192,6 +217,11 @@ class TraceReceiver:
     def trace_ids(self) -> list[str]:
         with self._condition:
             return list(self._spans)
+
+    def traces(self) -> list[Trace]:
+        """Every trace kept, one :class:`Trace` each, in the order they first arrived."""
+        with self._condition:
+            return [Trace(spans) for spans in self._spans.values()]
 
     def snapshot(self, trace_id: str | None = None) -> Trace:
         """What has arrived so far, without waiting (every trace when ``trace_id`` is None)."""
@@ -327,6 +357,8 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
     ) -> trace_service_pb2.ExportTraceServiceResponse:
         self._receiver.add(spans_from_request(request))
+        if self._receiver.on_export is not None:
+            self._receiver.on_export(request)
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
