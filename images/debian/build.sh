@@ -36,10 +36,13 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 # Wait for another apt (a user's, CI installing something else in parallel) instead of
-# failing at once on its lock.
+# failing at once on its lock. DPkg::Lock::Timeout covers dpkg's lock (install), not the
+# lists lock of `apt-get update` (apt 2.6 fails at once there), so both steps also run
+# under a flock on the dpkg directory, which .ci/run's background apt-get (chromium)
+# takes too (apt's own locks are fcntl locks, apart from it).
 if ! command -v debootstrap >/dev/null 2>&1; then
-  apt-get -o DPkg::Lock::Timeout=600 update -qq \
-    && apt-get -o DPkg::Lock::Timeout=600 install -y -qq debootstrap >/dev/null
+  flock -w 600 /var/lib/dpkg sh -c 'apt-get -o DPkg::Lock::Timeout=600 update -qq \
+    && apt-get -o DPkg::Lock::Timeout=600 install -y -qq debootstrap >/dev/null'
 fi
 
 rootfs=$(mktemp -d /tmp/kit-rootfs.XXXXXX)
