@@ -1,7 +1,7 @@
 # The commands a newcomer needs; each one sets up what it depends on.
 #   make dev     start the whole backend locally (embedded Postgres, no Docker); its data is
 #                throwaway and NOT crash-safe: DURABLE=1 keeps it (crash-safe) in .dev/postgres,
-#                DATA_DIR=<dir> in <dir>
+#                DATA_DIR=<dir> in <dir>; the traces of your requests on http://127.0.0.1:8090/
 #   make test    run the whole test suite
 #   make check   lint, format check, strict types, generated code, Dockerfiles and Kubernetes
 #                manifests fresh (the manifests also validated against the Kubernetes schemas),

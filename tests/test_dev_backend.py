@@ -145,7 +145,7 @@ def check_the_trace_view_shows(dev: DevBackend, trace_id: str) -> None:
         row = re.search(f'data-trace-id="{trace_id}">(.*)</tr>', front)
         assert row, front[-3000:]
         assert f'<a href="/traces/{trace_id}">POST /auth/dev/login</a>' in row[1]
-        assert "<td>auth, gateway, user</td>" in row[1]
+        assert '<td class="answer">200</td><td>auth, gateway, user</td>' in row[1]
         page = view.get(f"/traces/{trace_id}")
     assert page.status_code == 200
     services = re.findall(

@@ -41,8 +41,19 @@ def otlp_span(
     end_ms: float,
     *,
     failed: bool = False,
+    http_status: int | None = None,
 ) -> trace_pb2.Span:
+    attributes = (
+        []
+        if http_status is None
+        else [
+            common_pb2.KeyValue(
+                key="http.response.status_code", value=common_pb2.AnyValue(int_value=http_status)
+            )
+        ]
+    )
     return trace_pb2.Span(
+        attributes=attributes,
         trace_id=bytes.fromhex(trace),
         span_id=bytes.fromhex(span_id),
         parent_span_id=bytes.fromhex(parent) if parent else b"",
@@ -95,7 +106,15 @@ def a_request_trace(
         ),
         request(
             "gateway",
-            otlp_span(trace, root, None, f"GET /things/{number}", start_ms, start_ms + 10),
+            otlp_span(
+                trace,
+                root,
+                None,
+                f"GET /things/{number}",
+                start_ms,
+                start_ms + 10,
+                http_status=502 if failed else 200,
+            ),
         ),
     ]
 
@@ -147,7 +166,7 @@ def test_the_list_shows_the_last_traces_newest_first_each_opening_its_waterfall(
     assert row, front.text
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row[1])
     assert cells[1] == f'<a href="/traces/{trace_id(3)}">GET /things/3</a>'
-    assert cells[2:6] == ["gateway, user", "2", "10.0 ms", "1"]
+    assert cells[2:7] == ["502", "gateway, user", "2", "10.0 ms", "1"]
 
     page = http.get(f"/traces/{trace_id(3)}")
 

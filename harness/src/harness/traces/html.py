@@ -129,8 +129,9 @@ def render_trace_list_html(
     note: str = "",
 ) -> str:
     """One row per trace (each the spans of one trace id), the newest (latest first span)
-    first: when it began, its first root span, services, spans, duration, failed spans;
-    the trace id links to ``href(trace_id)``. ``note``: a line of text under the title."""
+    first: when it began, its first root span and that span's answer (HTTP status or gRPC
+    code), services, spans, duration, failed spans; the root's name links to
+    ``href(trace_id)``. ``note``: a line of text under the title."""
     rows = []
     ordered = sorted(
         (spans for spans in traces if spans),
@@ -145,6 +146,7 @@ def render_trace_list_html(
         roots = [span for span in spans if span.parent_span_id not in ids]
         first = min(roots or spans, key=lambda span: span.start_ns)
         failed = sum(span.status == "ERROR" for span in spans)
+        answer = first.attributes.get("http.response.status_code") or first.grpc_code or ""
         services = ", ".join(sorted({span.service or "?" for span in spans}))
         when = datetime.fromtimestamp(start / 1e9).strftime("%H:%M:%S.%f")[:-3]
         row_class = "trace-row failed" if failed else "trace-row"
@@ -152,6 +154,7 @@ def render_trace_list_html(
             f'<tr class="{row_class}" data-trace-id="{escape(trace_id)}">'
             f"<td>{when}</td>"
             f'<td><a href="{escape(href(trace_id))}">{escape(first.name)}</a></td>'
+            f'<td class="answer">{escape(str(answer))}</td>'
             f"<td>{escape(services)}</td>"
             f'<td class="number">{len(spans)}</td>'
             f'<td class="number">{(end - start) / 1e6:.1f} ms</td>'
@@ -165,10 +168,9 @@ def render_trace_list_html(
         body.append("<p>No traces yet.</p>")
     else:
         body.append(
-            '<table class="traces"><tr><th>began</th><th>first span</th><th>services</th>'
-            "<th>spans</th><th>duration</th><th>failed</th><th>trace id</th></tr>"
-            + "\n".join(rows)
-            + "</table>"
+            '<table class="traces"><tr><th>began</th><th>first span</th><th>answer</th>'
+            "<th>services</th><th>spans</th><th>duration</th><th>failed</th><th>trace id</th>"
+            "</tr>" + "\n".join(rows) + "</table>"
         )
     return _page(title, body)
 
