@@ -8,6 +8,7 @@ again mid-test, and the stack is healed for the next test.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -23,6 +24,7 @@ from harness import StackView
 from user.v1 import user_pb2, user_pb2_grpc
 
 T = TypeVar("T")
+HARNESS_SUBNETS = ipaddress.ip_network("10.213.0.0/16")  # the setting's default
 
 if TYPE_CHECKING:
     from dummy.v1.dummy_pb2_grpc import DummyServiceAsyncStub
@@ -116,3 +118,39 @@ async def test_after_a_kill_the_stack_serves_again(stack: StackView) -> None:
     )
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
     assert "serving" in stack.logs("dummy")
+
+
+
+@pytest.mark.stack("dummy")
+def test_service_containers_run_without_health_checks_on_the_harnesss_subnets(
+    stack: StackView,
+) -> None:
+    """The images' HEALTHCHECK execs a Python process every 5 s in every container; the
+    harness checks health from outside, so its containers switch it off. The stack's
+    network is a /24 of the harness's range (default --harness-docker-subnets)."""
+    docker = pytest.importorskip("docker")
+    port = stack.address("dummy").rpartition(":")[2]
+    try:
+        client = docker.from_env()
+        containers = client.containers.list(filters={"label": "harness"})
+    except docker.errors.DockerException:
+        pytest.skip("no Docker engine: the stacks run as processes")
+    try:
+        published = [
+            container
+            for container in containers
+            for bindings in container.ports.values()
+            if any(binding["HostPort"] == port for binding in bindings or ())
+        ]
+        if not published:
+            pytest.skip("dummy is not a container here: the stacks run as processes")
+        (container,) = published
+        assert container.attrs["Config"]["Healthcheck"]["Test"] == ["NONE"], container.name
+        addresses = [
+            ipaddress.ip_address(network["IPAddress"])
+            for network in container.attrs["NetworkSettings"]["Networks"].values()
+        ]
+        # the stack's network comes from the harness's range, not Docker's default pools
+        assert any(address in HARNESS_SUBNETS for address in addresses), addresses
+    finally:
+        client.close()

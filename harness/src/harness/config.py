@@ -9,11 +9,13 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
+from harness.backends.subnets import DEFAULT_SUBNETS, parse_subnets
 from harness.databases import CleanStrategy
 from harness.postgres import PostgresBinaries, find_postgres_binaries
 
@@ -94,7 +96,17 @@ TRACE_HTML = _Setting(
     ),
     default="",
 )
-SETTINGS = (POSTGRES_BIN, DB_RESET, BACKEND, POSTGRES_IMAGE, TRACE_HTML)
+DOCKER_SUBNETS = _Setting(
+    option="--harness-docker-subnets",
+    ini="harness_docker_subnets",
+    help=(
+        "private IPv4 range the docker backend carves its stacks' networks from, a /24 "
+        "each, leaving Docker's default pools (31 networks) to compose and everyone else; "
+        f"subnets this host routes are skipped. Default: {DEFAULT_SUBNETS}"
+    ),
+    default=DEFAULT_SUBNETS,
+)
+SETTINGS = (POSTGRES_BIN, DB_RESET, BACKEND, POSTGRES_IMAGE, TRACE_HTML, DOCKER_SUBNETS)
 
 
 class BackendChoice(enum.StrEnum):
@@ -119,6 +131,7 @@ class HarnessConfig:
     backend: BackendChoice = BackendChoice.AUTO
     postgres_image: str = ""
     trace_html: Path | None = None  # where failed tests' trace pages go; None: nowhere
+    docker_subnets: IPv4Network = parse_subnets(DEFAULT_SUBNETS)
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> HarnessConfig:
@@ -137,7 +150,14 @@ class HarnessConfig:
                 f"{TRACE_HTML.option} / {TRACE_HTML.ini}: {trace_dir!r} is not a directory; "
                 "give a directory for the trace pages (it is created when missing)"
             )
+        try:
+            docker_subnets = parse_subnets(DOCKER_SUBNETS.read(config))
+        except ValueError as error:
+            raise pytest.UsageError(
+                f"{DOCKER_SUBNETS.option} / {DOCKER_SUBNETS.ini}: {error}"
+            ) from None
         return cls(
+            docker_subnets=docker_subnets,
             postgres_bin=postgres_bin,
             db_reset=_choice(DB_RESET, CleanStrategy, config),
             backend=_choice(BACKEND, BackendChoice, config),

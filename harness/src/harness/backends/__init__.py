@@ -4,7 +4,8 @@
 The modules: ``base`` (the protocol), ``choice`` (which backend, the host names of the
 test process's servers, :func:`open_backend`), ``process`` (the process backend),
 ``docker`` (the docker backend's services), ``docker_postgres`` (its Postgres container),
-``containers`` (what it asks of Docker: labels, reaping, images, ports).
+``containers`` (what it asks of Docker: labels, reaping, images, ports), ``subnets``
+(the stacks' networks, each on a /24 of the harness's own range).
 """
 
 from __future__ import annotations

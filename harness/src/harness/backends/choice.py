@@ -12,9 +12,11 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 from pathlib import Path
 
 from harness.backends.base import Backend
+from harness.backends.subnets import DEFAULT_SUBNETS, parse_subnets
 from harness.config import BackendChoice
 from harness.databases import CleanStrategy, Databases, DatabaseSpec, databases_from_templates
 from harness.postgres import PostgresServer
@@ -107,13 +109,15 @@ def open_backend(
     database_specs: Sequence[DatabaseSpec],
     db_reset: CleanStrategy,
     postgres_image: str = "",
+    docker_subnets: IPv4Network | None = None,
     local_postgres: Callable[[], tuple[PostgresServer, Databases]],
     log_dir: Callable[[], Path],
 ) -> Iterator[tuple[Backend, Databases]]:
     """The backend of ``choice`` and the declared databases on its Postgres; closed at the end.
 
     docker: a Postgres container of ``postgres_image`` (default
-    :func:`default_postgres_image`) with the databases migrated on it. process: the local
+    :func:`default_postgres_image`) with the databases migrated on it, each stack's network
+    on a /24 of ``docker_subnets`` (default 10.213.0.0/16). process: the local
     server and databases ``local_postgres`` gives (a session shares them with the tests
     that use Postgres without a stack), services logging under ``log_dir()``.
     """
@@ -122,7 +126,10 @@ def open_backend(
         if resolve_backend(choice) is BackendChoice.DOCKER:
             from harness.backends.docker import DockerBackend
 
-            docker_backend = DockerBackend(postgres_image or default_postgres_image())
+            docker_backend = DockerBackend(
+                postgres_image or default_postgres_image(),
+                docker_subnets or parse_subnets(DEFAULT_SUBNETS),
+            )
             cleanup.callback(docker_backend.close)
             databases = cleanup.enter_context(
                 databases_from_templates(docker_backend.postgres, database_specs, db_reset)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
+from ipaddress import IPv4Network
 from typing import NoReturn
 
 import docker
@@ -37,6 +38,7 @@ from harness.backends.containers import (
     require_image,
 )
 from harness.backends.docker_postgres import DockerPostgres
+from harness.backends.subnets import create_network
 from harness.errors import DockerBackendError
 from harness.services import ServiceSpec
 
@@ -44,6 +46,10 @@ __all__ = [
     "DockerBackend",
     "DockerService",
 ]
+
+
+# Docker's way to switch an image's HEALTHCHECK off for one container.
+NO_HEALTHCHECK = {"test": ["NONE"]}
 
 
 class DockerService:
@@ -66,7 +72,13 @@ class DockerService:
             .with_network(network)
             .with_network_aliases(spec.name)
             .with_name(f"harness-{spec.name}-{uuid.uuid4().hex[:8]}")
-            .with_kwargs(labels=labels(), extra_hosts={HOST_ALIAS: "host-gateway"})
+            .with_kwargs(
+                labels=labels(),
+                extra_hosts={HOST_ALIAS: "host-gateway"},
+                # The image's HEALTHCHECK starts a Python process every few seconds in
+                # every container; the harness checks health itself from outside.
+                healthcheck=NO_HEALTHCHECK,
+            )
         )
         publish_on_loopback(self._container, spec.port)
         self._port = 0
@@ -168,7 +180,7 @@ class DockerBackend:
 
     name = "docker"
 
-    def __init__(self, postgres_image: str) -> None:
+    def __init__(self, postgres_image: str, subnets: IPv4Network) -> None:
         # Ryuk would be pulled from a registry: the harness reaps by its own labels.
         testcontainers_config.ryuk_disabled = True
         self._client = docker.from_env()
@@ -179,6 +191,7 @@ class DockerBackend:
         self.bind_host = self.bridge
         self.postgres = DockerPostgres(postgres_image)
         self.postgres.start()
+        self._subnets = subnets
         self._networks: list[Network] = []
         self._services: list[DockerService] = []
 
@@ -191,7 +204,7 @@ class DockerBackend:
 
     def network(self) -> Network:
         """A new network for a stack, with Postgres on it."""
-        network = Network(docker_network_kw={"labels": labels()}).create()
+        network = create_network(self._subnets, labels())
         self._networks.append(network)
         self.postgres.connect(network)
         return network
