@@ -120,7 +120,6 @@ async def test_after_a_kill_the_stack_serves_again(stack: StackView) -> None:
     assert "serving" in stack.logs("dummy")
 
 
-
 @pytest.mark.stack("dummy")
 def test_service_containers_run_without_health_checks_on_the_harnesss_subnets(
     stack: StackView,

@@ -97,8 +97,7 @@ def test_a_subnet_another_network_holds_is_passed_over_until_none_is_left(
         made.append(create_network(pair, labels))
         made.append(create_network(pair, labels))
         subnets = {
-            client.networks.get(network.id).attrs["IPAM"]["Config"][0]["Subnet"]
-            for network in made
+            client.networks.get(network.id).attrs["IPAM"]["Config"][0]["Subnet"] for network in made
         }
         assert subnets == {str(half) for half in pair.subnets(new_prefix=24)}
         with pytest.raises(DockerBackendError, match="--harness-docker-subnets"):

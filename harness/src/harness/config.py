@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import pytest
 
-from harness.backends.subnets import DEFAULT_SUBNETS, parse_subnets
+from harness.backends.subnets import DEFAULT_RANGE, DEFAULT_SUBNETS, parse_subnets
 from harness.databases import CleanStrategy
 from harness.postgres import PostgresBinaries, find_postgres_binaries
 
@@ -131,7 +131,7 @@ class HarnessConfig:
     backend: BackendChoice = BackendChoice.AUTO
     postgres_image: str = ""
     trace_html: Path | None = None  # where failed tests' trace pages go; None: nowhere
-    docker_subnets: IPv4Network = parse_subnets(DEFAULT_SUBNETS)
+    docker_subnets: IPv4Network = DEFAULT_RANGE
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> HarnessConfig:

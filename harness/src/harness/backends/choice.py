@@ -16,7 +16,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from harness.backends.base import Backend
-from harness.backends.subnets import DEFAULT_SUBNETS, parse_subnets
+from harness.backends.subnets import DEFAULT_RANGE
 from harness.config import BackendChoice
 from harness.databases import CleanStrategy, Databases, DatabaseSpec, databases_from_templates
 from harness.postgres import PostgresServer
@@ -109,7 +109,7 @@ def open_backend(
     database_specs: Sequence[DatabaseSpec],
     db_reset: CleanStrategy,
     postgres_image: str = "",
-    docker_subnets: IPv4Network | None = None,
+    docker_subnets: IPv4Network = DEFAULT_RANGE,
     local_postgres: Callable[[], tuple[PostgresServer, Databases]],
     log_dir: Callable[[], Path],
 ) -> Iterator[tuple[Backend, Databases]]:
@@ -128,7 +128,7 @@ def open_backend(
 
             docker_backend = DockerBackend(
                 postgres_image or default_postgres_image(),
-                docker_subnets or parse_subnets(DEFAULT_SUBNETS),
+                docker_subnets,
             )
             cleanup.callback(docker_backend.close)
             databases = cleanup.enter_context(

@@ -38,7 +38,7 @@ from harness.backends.containers import (
     require_image,
 )
 from harness.backends.docker_postgres import DockerPostgres
-from harness.backends.subnets import create_network
+from harness.backends.subnets import DEFAULT_RANGE, create_network
 from harness.errors import DockerBackendError
 from harness.services import ServiceSpec
 
@@ -180,7 +180,7 @@ class DockerBackend:
 
     name = "docker"
 
-    def __init__(self, postgres_image: str, subnets: IPv4Network) -> None:
+    def __init__(self, postgres_image: str, subnets: IPv4Network = DEFAULT_RANGE) -> None:
         # Ryuk would be pulled from a registry: the harness reaps by its own labels.
         testcontainers_config.ryuk_disabled = True
         self._client = docker.from_env()

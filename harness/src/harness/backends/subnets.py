@@ -27,6 +27,7 @@ from testcontainers.core.network import Network
 from harness.errors import DockerBackendError
 
 __all__ = [
+    "DEFAULT_RANGE",
     "DEFAULT_SUBNETS",
     "STACK_PREFIX",
     "candidate_subnets",
@@ -46,7 +47,9 @@ def parse_subnets(text: str) -> Subnet:
     try:
         network = ipaddress.ip_network(text.strip())
     except ValueError as error:
-        raise ValueError(f"{text!r} is not an IPv4 network such as 10.213.0.0/16: {error}") from None
+        raise ValueError(
+            f"{text!r} is not an IPv4 network such as {DEFAULT_SUBNETS}: {error}"
+        ) from None
     if not isinstance(network, Subnet):
         raise ValueError(f"{text!r} is not an IPv4 network (Docker's bridges here are IPv4)")
     if not network.is_private:
@@ -54,6 +57,9 @@ def parse_subnets(text: str) -> Subnet:
     if network.prefixlen > STACK_PREFIX:
         raise ValueError(f"{text!r} is smaller than one stack's /{STACK_PREFIX}")
     return network
+
+
+DEFAULT_RANGE = parse_subnets(DEFAULT_SUBNETS)
 
 
 def host_routes(route_table: Path = Path("/proc/net/route")) -> list[Subnet]:
