@@ -19,16 +19,11 @@ import time
 
 from progress import Progress
 
+from harness.images.base_images import LOCAL_PYTHON_IMAGE, PUBLIC_PYTHON_IMAGE, build_base
+from harness.images.engine import image_id
+from harness.images.service_images import Outcome, build_services
 from harness.workspace import Workspace
-from images import (
-    LOCAL_PYTHON_IMAGE,
-    PUBLIC_PYTHON_IMAGE,
-    ROOT,
-    Outcome,
-    build_base,
-    build_services,
-    image_id,
-)
+from images import ROOT
 
 
 def docker(*args: str) -> str:

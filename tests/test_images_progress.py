@@ -61,7 +61,7 @@ MANY = {f"s/{n}.py": "1" for n in "abcdef"}
             labels(dict.fromkeys(MANY, "2")),
             ["sources changed: s/a.py, s/b.py, s/c.py and 3 more"],
         ),
-        (labels(), labels(requirements="r2"), ["dependencies changed (uv.lock)"]),
+        (labels(), labels(requirements="r2"), ["dependencies changed"]),
         (labels(), labels(base="sha256:base2"), ["base image changed"]),
         (labels(), labels(dockerfile="d2"), ["Dockerfile changed"]),
         (
@@ -269,7 +269,7 @@ def test_a_session_shows_the_build_of_a_stale_image_before_the_results(
     collected = index_of(lines, "collected 2 items")
     started = index_of(lines, f"service images: building 1: {throwaway_repository}/probe:")
     assert lines[started].endswith(
-        f"(sources changed: {PROBE_SOURCE}, dependencies changed (uv.lock), "
+        f"(sources changed: {PROBE_SOURCE}, dependencies changed, "
         "base image changed, Dockerfile changed)"
     )
     step = index_of(lines, "docker build: Step ")

@@ -1,6 +1,7 @@
-"""The local PostgreSQL image (images/postgres) behaves like the public postgres image.
+"""The local PostgreSQL image (harness/src/harness/images/base/postgres) behaves like the
+public postgres image.
 
-The image is built once for this module from kit/debian:bookworm (images/debian/build.sh)
+The image is built once for this module from kit/debian:bookworm (base/debian/build.sh there)
 and run the way compose files and testcontainers run ``postgres:16``: POSTGRES_USER,
 POSTGRES_PASSWORD and POSTGRES_DB, init scripts in /docker-entrypoint-initdb.d, the port
 published on 127.0.0.1, readiness read from the log ("ready to accept connections" twice
@@ -28,7 +29,15 @@ import pytest
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
 
-IMAGE_CONTEXT = Path(__file__).resolve().parents[1] / "images" / "postgres"
+IMAGE_CONTEXT = (
+    Path(__file__).resolve().parents[1]
+    / "harness"
+    / "src"
+    / "harness"
+    / "images"
+    / "base"
+    / "postgres"
+)
 BASE_IMAGE = "kit/debian:bookworm"
 READY = "database system is ready to accept connections"
 MISSING_PASSWORD = "Database is uninitialized and superuser password is not specified"
@@ -195,13 +204,13 @@ def docker() -> Iterator[Docker]:
     """The docker CLI, or a skip when no engine answers; removes what it created."""
     executable = shutil.which("docker")
     if executable is None:
-        pytest.skip("no docker CLI on PATH: install Docker to test images/postgres")
+        pytest.skip("no docker CLI on PATH: install Docker to test the kit/postgres image")
     cli = Docker(executable, f"kit.test.postgres-image={secrets.token_hex(6)}")
     info = cli("info", "--format", "{{.ServerVersion}}", check=False, timeout=30)
     if info.returncode != 0:
         pytest.skip(
             "no Docker engine answers (`docker info` failed: "
-            f"{log_tail(info.stderr, 2).strip()}); start one to test images/postgres"
+            f"{log_tail(info.stderr, 2).strip()}); start one to test the kit/postgres image"
         )
     try:
         yield cli
@@ -220,7 +229,7 @@ def postgres_image(docker: Docker) -> str:
             timeout=600,
             check=False,
         )
-        assert built.returncode == 0, f"images/debian/build.sh failed:\n{built.stderr}"
+        assert built.returncode == 0, f"base/debian/build.sh failed:\n{built.stderr}"
     tag = f"kit/postgres:15-test-{secrets.token_hex(4)}"
     docker.build(IMAGE_CONTEXT, tag)
     return tag

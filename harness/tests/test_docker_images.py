@@ -44,13 +44,21 @@ def test_an_image_of_other_code_is_refused_with_the_remedy() -> None:
         require_current_image(spec("digest-after-an-edit"), LABELLED)
     message = str(refused.value)
     assert "image kit/probe:local holds other code than this checkout's probe" in message
-    assert "python scripts/images.py build probe" in message
+    assert "`kit-images build` in the project" in message
     assert "--harness-backend=process" in message
+
+
+def test_the_remedy_names_the_projects_own_command() -> None:
+    """harness_images_command (the kit sets `make images`) is what the remedy names."""
+    with pytest.raises(DockerBackendError) as refused:
+        require_current_image(spec("digest-after-an-edit"), LABELLED, "make images")
+    assert "rebuild it (`make images` in the project)" in str(refused.value)
+    assert "kit-images" not in str(refused.value)
 
 
 @pytest.fixture
 def labelled_image() -> Iterator[str]:
-    """An empty image labelled as scripts/images.py labels a service image."""
+    """An empty image labelled as kit-images labels a service image."""
     client = docker.from_env()
     tag = f"kit/harness-probe:{uuid.uuid4().hex[:12]}"
     dockerfile = f'FROM scratch\nLABEL "{SOURCE_DIGEST_LABEL}"="{BUILT_FROM}"\n'

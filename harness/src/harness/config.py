@@ -82,9 +82,19 @@ POSTGRES_IMAGE = _Setting(
     ini="harness_postgres_image",
     help=(
         "Postgres image of the docker backend; default: postgres:16 when it is on this "
-        "machine, else kit/postgres:15 (built from Debian packages by `make images`)"
+        "machine, else kit/postgres:15 (built from Debian packages by `kit-images base`)"
     ),
     default="",
+)
+IMAGES_COMMAND = _Setting(
+    option="--harness-images-command",
+    ini="harness_images_command",
+    help=(
+        "the command that builds this project's service images, named in the docker "
+        "backend's remedies when an image is missing or stale (the kit: `make images`). "
+        "Default: kit-images build"
+    ),
+    default="kit-images build",
 )
 TRACE_HTML = _Setting(
     option="--harness-trace-html",
@@ -106,7 +116,15 @@ DOCKER_SUBNETS = _Setting(
     ),
     default=DEFAULT_SUBNETS,
 )
-SETTINGS = (POSTGRES_BIN, DB_RESET, BACKEND, POSTGRES_IMAGE, TRACE_HTML, DOCKER_SUBNETS)
+SETTINGS = (
+    POSTGRES_BIN,
+    DB_RESET,
+    BACKEND,
+    POSTGRES_IMAGE,
+    TRACE_HTML,
+    DOCKER_SUBNETS,
+    IMAGES_COMMAND,
+)
 
 
 class BackendChoice(enum.StrEnum):
@@ -132,6 +150,7 @@ class HarnessConfig:
     postgres_image: str = ""
     trace_html: Path | None = None  # where failed tests' trace pages go; None: nowhere
     docker_subnets: IPv4Network = DEFAULT_RANGE
+    images_command: str = IMAGES_COMMAND.default  # named in the docker backend's remedies
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> HarnessConfig:
@@ -163,6 +182,7 @@ class HarnessConfig:
             backend=_choice(BACKEND, BackendChoice, config),
             postgres_image=POSTGRES_IMAGE.read(config),
             trace_html=trace_html,
+            images_command=IMAGES_COMMAND.read(config),
         )
 
 

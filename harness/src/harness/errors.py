@@ -7,6 +7,7 @@ HarnessError
 ├── WorkspaceError          the workspace's pyproject files describe an impossible graph
 ├── ServiceStartError       a service process exited or stayed silent before it served
 ├── DockerBackendError      a container did not start or get healthy, or an image is missing
+├── ImageError              an image build step failed (harness.images, `kit-images`)
 ├── StackError              a stack asked for what it cannot be: unknown service, cycle, bad link
 ├── LinkError               a fault proxy could not listen, or was used before it started
 ├── PostgresFaultError      a Postgres fault (stop, kill, start) could not be carried out
@@ -31,6 +32,7 @@ __all__ = [
     "DockerBackendError",
     "HarnessError",
     "HttpFakeError",
+    "ImageError",
     "LinkError",
     "MockError",
     "MockVerificationError",
@@ -72,6 +74,10 @@ class ServiceStartError(HarnessError):
 
 class DockerBackendError(HarnessError):
     """A container did not start, did not get healthy, or an image is missing."""
+
+
+class ImageError(HarnessError):
+    """An image build step failed (harness.images): the message says what to do."""
 
 
 class StackError(HarnessError):

@@ -114,8 +114,10 @@ class ServiceSpec:
 
 
 def workspace_services(root: Path, *, image_tag: str = "local") -> list[ServiceSpec]:
-    """The services of a workspace shaped like this kit ([tool.kit.service] members):
-    module and database named after the service, image ``kit/<name>:<image_tag>``.
+    """The services of a project (harness.workspace: a uv workspace shaped like this kit,
+    or a plain project's [tool.kit.services.<name>]): database named after the service,
+    proto ``<name>.v1.<name>_pb2``, image ``<repository>/<name>:<image_tag>``
+    ([tool.kit] image-repository, default kit) as ``kit-images build`` tags it.
     HTTP services (``http-port``, the gateway) have no database and no proto to mock.
     Each logs every call it answers (``<NAME>_ACCESS_LOG=true``; off by default in the
     services, where only errors and slow calls are logged), so failure reports show them."""
@@ -128,7 +130,8 @@ def workspace_services(root: Path, *, image_tag: str = "local") -> list[ServiceS
                 name=member.name,
                 grpc_port=member.grpc_port or 0,
                 http_port=member.http_port or 0,
-                image=f"kit/{member.name}:{image_tag}",
+                module=member.module,
+                image=f"{workspace.image_repository}/{member.name}:{image_tag}",
                 calls=dict(member.calls),
                 database=member.name if is_grpc else None,
                 proto=f"{member.name}.v1.{member.name}_pb2" if is_grpc else "",

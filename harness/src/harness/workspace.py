@@ -1,13 +1,25 @@
-"""The services of a uv workspace shaped like this kit, read from its pyproject files.
+"""The services of a project, read from its pyproject files: a uv workspace shaped like
+this kit, or a plain project of its own.
 
-A member is a service when its pyproject.toml has a ``[tool.kit.service]`` table:
+In a **uv workspace** (``[tool.uv.workspace]`` in the root pyproject.toml), a member is a
+service when its pyproject.toml has a ``[tool.kit.service]`` table:
 
     [tool.kit.service]
     grpc-port = 50053                           # the port it listens on in containers
     calls = { user = "DUMMY_USER_ADDRESS" }     # services it calls, and the setting
                                                 # that gives it each one's address
 
-scripts/dockergen.py builds Dockerfiles from this graph; scripts/dev.py and the
+A **plain project** (one pyproject.toml, its code under ``src/``) names its services in
+``[tool.kit.services.<name>]`` tables of the same keys, plus ``module`` (what ``python -m``
+runs; default the name); every image of it holds all of ``src/``:
+
+    [tool.kit]
+    image-repository = "notes"                  # images <repository>/<service> (default kit)
+    [tool.kit.services.notes]
+    grpc-port = 50051
+    calls = { tags = "NOTES_TAGS_ADDRESS" }
+
+harness.images builds Dockerfiles and images from this graph; scripts/dev.py and the
 harness's stacks start services in the order it gives.
 """
 
@@ -17,6 +29,7 @@ import hashlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.errors import WorkspaceError
 
@@ -39,20 +52,54 @@ class Member:
     # services it calls: their name -> the setting that gives their address
     calls: dict[str, str] = field(default_factory=dict)
     http_port: int | None = None  # set for HTTP services (the gateway)
+    module: str = ""  # what `python -m` runs; default: the name
 
     @property
     def env_prefix(self) -> str:
         return f"{self.name.upper()}_"
+
+    @property
+    def python_module(self) -> str:
+        return self.module or self.name
+
+    @property
+    def dockerfile(self) -> Path:
+        """Its Dockerfile, relative to the root: in its folder (a workspace member), or
+        ``docker/<name>.Dockerfile`` (a service of a plain project, which shares ``.``)."""
+        if self.path == Path("."):
+            return Path("docker") / f"{self.name}.Dockerfile"
+        return self.path / "Dockerfile"
 
 
 @dataclass(frozen=True)
 class Workspace:
     root: Path
     members: dict[str, Member]
+    # images are named <image_repository>/<service> ([tool.kit] image-repository)
+    image_repository: str = "kit"
+    # the project's own runtime dependencies (a plain project's [project] dependencies)
+    requirements: tuple[str, ...] = ()
+    plain: bool = False  # a plain project, not a uv workspace
+
+    @property
+    def locked(self) -> bool:
+        """Whether uv.lock pins its dependencies (else the images take the versions the
+        running environment has installed)."""
+        return (self.root / "uv.lock").exists()
 
     @classmethod
     def read(cls, root: Path) -> Workspace:
-        config = tomllib.loads((root / "pyproject.toml").read_text())
+        pyproject = root / "pyproject.toml"
+        if not pyproject.exists():
+            raise WorkspaceError(f"{root} has no pyproject.toml: not a project")
+        try:
+            config = tomllib.loads(pyproject.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise WorkspaceError(f"{pyproject}: {error}") from None
+        kit = config.get("tool", {}).get("kit", {})
+        repository = str(kit.get("image-repository", "kit"))
+        if "workspace" not in config.get("tool", {}).get("uv", {}):
+            return cls._read_plain(root, config, repository)
         patterns = config["tool"]["uv"]["workspace"]["members"]
         folders = sorted({p for pattern in patterns for p in root.glob(pattern) if p.is_dir()})
         projects = {}
@@ -77,7 +124,35 @@ class Workspace:
                 dict(service.get("calls", {})),
                 service.get("http-port"),
             )
-        return cls(root, members)
+        return cls(root, members, repository)
+
+    @classmethod
+    def _read_plain(cls, root: Path, config: dict[str, Any], repository: str) -> Workspace:
+        services = config.get("tool", {}).get("kit", {}).get("services", {})
+        if not services:
+            raise WorkspaceError(
+                f"{root / 'pyproject.toml'} declares no services: a uv workspace needs "
+                "[tool.uv.workspace], a plain project [tool.kit.services.<name>] tables"
+            )
+        members = {}
+        for name, service in services.items():
+            if not isinstance(service, dict) or (
+                ("grpc-port" in service) == ("http-port" in service)
+            ):
+                raise WorkspaceError(
+                    f"[tool.kit.services.{name}]: give exactly one of grpc-port and http-port"
+                )
+            members[name] = Member(
+                name,
+                Path("."),
+                (),
+                service.get("grpc-port"),
+                dict(service.get("calls", {})),
+                service.get("http-port"),
+                str(service.get("module", "")),
+            )
+        requirements = tuple(config.get("project", {}).get("dependencies", []))
+        return cls(root, members, repository, requirements, plain=True)
 
     def closure(self, name: str) -> list[Member]:
         """``name`` and every member it depends on, dependencies first."""

@@ -110,6 +110,7 @@ def open_backend(
     db_reset: CleanStrategy,
     postgres_image: str = "",
     docker_subnets: IPv4Network = DEFAULT_RANGE,
+    images_command: str = "kit-images build",
     local_postgres: Callable[[], tuple[PostgresServer, Databases]],
     log_dir: Callable[[], Path],
 ) -> Iterator[tuple[Backend, Databases]]:
@@ -120,6 +121,8 @@ def open_backend(
     on a /24 of ``docker_subnets`` (default 10.213.0.0/16). process: the local
     server and databases ``local_postgres`` gives (a session shares them with the tests
     that use Postgres without a stack), services logging under ``log_dir()``.
+    ``images_command`` builds the project's service images: the docker backend's remedies
+    name it.
     """
     backend: Backend
     with contextlib.ExitStack() as cleanup:
@@ -129,6 +132,7 @@ def open_backend(
             docker_backend = DockerBackend(
                 postgres_image or default_postgres_image(),
                 docker_subnets,
+                images_command=images_command,
             )
             cleanup.callback(docker_backend.close)
             databases = cleanup.enter_context(

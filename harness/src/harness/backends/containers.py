@@ -100,7 +100,9 @@ def require_image(client: docker.DockerClient, image: str, remedy: str) -> Image
         ) from None
 
 
-def require_current_image(spec: ServiceSpec, labels: Mapping[str, str] | None) -> None:
+def require_current_image(
+    spec: ServiceSpec, labels: Mapping[str, str] | None, images_command: str = "kit-images build"
+) -> None:
     """Refuse an image (of these ``labels``) built from other code than the checkout's: the
     tests would pass or fail on old code. Checked when the spec names its sources and the
     image its own."""
@@ -109,8 +111,8 @@ def require_current_image(spec: ServiceSpec, labels: Mapping[str, str] | None) -
         raise DockerBackendError(
             f"image {spec.image} holds other code than this checkout's {spec.name} (and the "
             "members it depends on): it was built before the last change. Remedy: rebuild "
-            f"it (`make images`, or `python scripts/images.py build {spec.name}`), or run "
-            "on the process backend (--harness-backend=process)."
+            f"it (`{images_command}` in the project), or run on the process backend "
+            "(--harness-backend=process)."
         )
 
 

@@ -180,12 +180,25 @@ class DockerBackend:
 
     name = "docker"
 
-    def __init__(self, postgres_image: str, subnets: IPv4Network = DEFAULT_RANGE) -> None:
+    def __init__(
+        self,
+        postgres_image: str,
+        subnets: IPv4Network = DEFAULT_RANGE,
+        *,
+        images_command: str = "kit-images build",
+    ) -> None:
         # Ryuk would be pulled from a registry: the harness reaps by its own labels.
         testcontainers_config.ryuk_disabled = True
         self._client = docker.from_env()
         reap_stale_resources(self._client)
-        require_image(self._client, postgres_image, "`make images` (or docker pull it)")
+        require_image(
+            self._client,
+            postgres_image,
+            f"`docker pull {postgres_image}` where a registry is reachable; without one, "
+            "`kit-images base` builds kit/postgres:15 from Debian packages "
+            "(--harness-postgres-image=kit/postgres:15)",
+        )
+        self.images_command = images_command
         self.advertised_host = HOST_ALIAS
         self.bridge = bridge_address(self._client)
         self.bind_host = self.bridge
@@ -217,9 +230,9 @@ class DockerBackend:
         image = require_image(
             self._client,
             spec.image,
-            "build the service images (`make images`, or `python scripts/images.py build`)",
+            f"build the service images: `{self.images_command}` in the project",
         )
-        require_current_image(spec, image.labels)
+        require_current_image(spec, image.labels, self.images_command)
         handle = DockerService(spec, env, network, self.bridge)
         self._services.append(handle)
         handle.launch()

@@ -4,7 +4,7 @@
 # then `docker import` it. Everything else (the Python runtime, Postgres) is built FROM it
 # with ordinary Dockerfiles that install Debian packages.
 #
-#   images/debian/build.sh [TAG]
+#   harness/src/harness/images/base/debian/build.sh [TAG]
 #
 # Needs root and debootstrap (installed with apt-get when missing). The mirror is the
 # first deb.debian.org-style URI of the machine's apt sources, overridable with
