@@ -13,7 +13,7 @@ import pytest
 
 from harness import ImageError, Workspace, WorkspaceError, workspace_services
 from harness.images.dockerfiles import dockerfile
-from harness.images.pins import _direct_source, environment_pins
+from harness.images.pins import direct_source, environment_pins
 
 PROJECT = """
 [project]
@@ -151,12 +151,12 @@ def test_a_dependency_from_a_local_wheel_is_fetched_from_there(tmp_path: Path) -
     wheel = tmp_path / "probe-1.0-py3-none-any.whl"
     wheel.write_bytes(b"a wheel")
     url = wheel.as_uri()
-    source, note = _direct_source(installed(tmp_path, {"url": url, "archive_info": {}}))
+    source, note = direct_source(installed(tmp_path, {"url": url, "archive_info": {}}))
     assert source == url
     assert note.startswith("probe-1.0-py3-none-any.whl sha256:")
     wheel.unlink()
     with pytest.raises(ImageError, match="which is gone"):
-        _direct_source(metadata.PathDistribution(tmp_path / "probe-1.0.dist-info"))
+        direct_source(metadata.PathDistribution(tmp_path / "probe-1.0.dist-info"))
 
 
 def test_a_dependency_from_git_is_fetched_at_its_commit(tmp_path: Path) -> None:
@@ -165,7 +165,7 @@ def test_a_dependency_from_git_is_fetched_at_its_commit(tmp_path: Path) -> None:
         "vcs_info": {"vcs": "git", "commit_id": "abc123"},
         "subdirectory": "packages/servicekit",
     }
-    source, note = _direct_source(installed(tmp_path, direct))
+    source, note = direct_source(installed(tmp_path, direct))
     assert source == "git+https://example.org/kit.git@abc123#subdirectory=packages/servicekit"
     assert note == "commit abc123"
 

@@ -25,7 +25,7 @@ from harness.errors import ImageError
 from harness.images.engine import run, uv_executable
 from harness.workspace import Member, Workspace
 
-__all__ = ["Pin", "Requirements", "environment_pins", "service_requirements"]
+__all__ = ["Pin", "Requirements", "direct_source", "environment_pins", "service_requirements"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Requirements:
     host: Path  # what the host fetches
 
 
-def _direct_source(dist: metadata.Distribution) -> tuple[str, str]:
+def direct_source(dist: metadata.Distribution) -> tuple[str, str]:
     """(source, note) from the distribution's direct_url.json (PEP 610); ("", "") when it
     came from an index."""
     text = dist.read_text("direct_url.json")
@@ -108,7 +108,7 @@ def environment_pins(requirements: tuple[str, ...] | list[str]) -> list[Pin]:
         known = found.get(name)
         if known is not None and not requested:
             continue
-        source, note = _direct_source(dist)
+        source, note = direct_source(dist)
         found[name] = Pin(name, dist.version, source, note)
         pending.extend((r, requested) for r in dist.requires or [])
     return sorted(found.values(), key=lambda pin: pin.name)
