@@ -3,6 +3,7 @@ instead of letting the tests pass or fail on old code."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import uuid
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ import docker
 import pytest
 
 from harness import SOURCE_DIGEST_LABEL, DockerBackendError, ServiceSpec
-from harness.backends.containers import require_current_image, require_image
+from harness.backends.containers import current_image, require_current_image, require_image
 
 BUILT_FROM = "digest-of-the-code-the-image-holds"
 LABELLED = {SOURCE_DIGEST_LABEL: BUILT_FROM, "org.example.other": "x"}
@@ -83,3 +84,37 @@ def test_the_label_is_read_from_the_image_on_the_engine(labelled_image: str) -> 
     require_current_image(spec(BUILT_FROM), image.labels)
     with pytest.raises(DockerBackendError, match="holds other code"):
         require_current_image(spec("digest-after-an-edit"), image.labels)
+
+
+@pytest.mark.docker
+@pytest.mark.integration
+def test_another_checkouts_local_tag_gives_way_to_this_checkouts_content_tag() -> None:
+    """Two checkouts share the engine: the other moved `<repo>:local` to its code; this
+    one's stack runs the image of its own sources (its content tag) instead of refusing,
+    and refuses as before when no image of its sources is there."""
+    client = docker.from_env()
+    repository = f"kit/harness-probe-{uuid.uuid4().hex[:8]}"
+
+    def build(tag: str, built_from: str) -> docker.models.images.Image:
+        dockerfile = f'FROM scratch\nLABEL "{SOURCE_DIGEST_LABEL}"="{built_from}"\n'
+        image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+        return image
+
+    try:
+        mine = build(f"{repository}:0123456789ab", "this-checkouts-code")
+        theirs = build(f"{repository}:local", "the-other-checkouts-code")
+        this_checkout = ServiceSpec(
+            name="probe",
+            grpc_port=50099,
+            image=f"{repository}:local",
+            source_digest="this-checkouts-code",
+        )
+        assert current_image(client, this_checkout, theirs, "make images").id == mine.id
+        assert current_image(client, this_checkout, mine, "make images").id == mine.id
+        edited = dataclasses.replace(this_checkout, source_digest="after-an-edit")
+        with pytest.raises(DockerBackendError, match=r"holds other code.*`make images`"):
+            current_image(client, edited, theirs, "make images")
+    finally:
+        for image in client.images.list(name=repository):
+            client.images.remove(image.id, force=True)
+        client.close()

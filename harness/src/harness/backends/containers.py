@@ -25,6 +25,7 @@ __all__ = [
     "START_TIMEOUT",
     "bridge_address",
     "container_status",
+    "current_image",
     "interface_address",
     "labels",
     "publish_on_loopback",
@@ -100,13 +101,38 @@ def require_image(client: docker.DockerClient, image: str, remedy: str) -> Image
         ) from None
 
 
+def current_image(
+    client: docker.DockerClient, spec: ServiceSpec, image: Image, images_command: str
+) -> Image:
+    """``image`` (the spec's tag) when it holds the checkout's code, else another image of
+    its repository built from the same sources (its source-digest label): the content tag
+    ``kit/user:<hash>`` of this checkout when another checkout has since moved
+    ``kit/user:local`` to its own code. Raises as :func:`require_current_image` when none
+    is found."""
+    if not spec.source_digest or _built_from(image.labels) in (None, spec.source_digest):
+        return image
+    name, _, tag = spec.image.rpartition(":")
+    repository = name if name and "/" not in tag else spec.image
+    same_sources = client.images.list(
+        name=repository, filters={"label": f"{SOURCE_DIGEST_LABEL}={spec.source_digest}"}
+    )
+    if same_sources:
+        return same_sources[0]
+    require_current_image(spec, image.labels, images_command)
+    return image
+
+
+def _built_from(labels: Mapping[str, str] | None) -> str | None:
+    return (labels or {}).get(SOURCE_DIGEST_LABEL)
+
+
 def require_current_image(
     spec: ServiceSpec, labels: Mapping[str, str] | None, images_command: str = "kit-images build"
 ) -> None:
     """Refuse an image (of these ``labels``) built from other code than the checkout's: the
     tests would pass or fail on old code. Checked when the spec names its sources and the
     image its own."""
-    built_from = (labels or {}).get(SOURCE_DIGEST_LABEL)
+    built_from = _built_from(labels)
     if spec.source_digest and built_from is not None and built_from != spec.source_digest:
         raise DockerBackendError(
             f"image {spec.image} holds other code than this checkout's {spec.name} (and the "

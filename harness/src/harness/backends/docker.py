@@ -30,11 +30,11 @@ from harness.backends.containers import (
     START_TIMEOUT,
     bridge_address,
     container_status,
+    current_image,
     labels,
     publish_on_loopback,
     published_port,
     reap_stale_resources,
-    require_current_image,
     require_image,
 )
 from harness.backends.docker_postgres import DockerPostgres
@@ -56,12 +56,19 @@ class DockerService:
     """A service container on a stack's network, published on a random loopback port."""
 
     def __init__(
-        self, spec: ServiceSpec, env: Mapping[str, str], network: Network, bridge: str
+        self,
+        spec: ServiceSpec,
+        env: Mapping[str, str],
+        network: Network,
+        bridge: str,
+        image: str | None = None,
     ) -> None:
+        """``image``: what to run, by default ``spec.image`` (an image id when another
+        image of the checkout's sources stands in for the spec's tag)."""
         self.name = spec.name
         self._spec = spec
         self._container = (
-            DockerContainer(spec.image)
+            DockerContainer(image or spec.image)
             .with_envs(
                 **{
                     **env,
@@ -232,8 +239,8 @@ class DockerBackend:
             spec.image,
             f"build the service images: `{self.images_command}` in the project",
         )
-        require_current_image(spec, image.labels, self.images_command)
-        handle = DockerService(spec, env, network, self.bridge)
+        image = current_image(self._client, spec, image, self.images_command)
+        handle = DockerService(spec, env, network, self.bridge, image=str(image.id))
         self._services.append(handle)
         handle.launch()
         return handle
