@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import docker
 import pytest
+from docker.models.images import Image
 
 from harness import SOURCE_DIGEST_LABEL, DockerBackendError, ServiceSpec
 from harness.backends.containers import current_image, require_current_image, require_image
@@ -95,7 +96,7 @@ def test_another_checkouts_local_tag_gives_way_to_this_checkouts_content_tag() -
     client = docker.from_env()
     repository = f"kit/harness-probe-{uuid.uuid4().hex[:8]}"
 
-    def build(tag: str, built_from: str) -> docker.models.images.Image:
+    def build(tag: str, built_from: str) -> Image:
         dockerfile = f'FROM scratch\nLABEL "{SOURCE_DIGEST_LABEL}"="{built_from}"\n'
         image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
         return image
@@ -116,5 +117,5 @@ def test_another_checkouts_local_tag_gives_way_to_this_checkouts_content_tag() -
             current_image(client, edited, theirs, "make images")
     finally:
         for image in client.images.list(name=repository):
-            client.images.remove(image.id, force=True)
+            client.images.remove(str(image.id), force=True)
         client.close()
