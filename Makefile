@@ -10,6 +10,13 @@
 .PHONY: setup generate dev test check images up down
 
 export UV_PYTHON_DOWNLOADS := never
+# Bytecode, compiled once and kept: the tests start hundreds of Python processes
+# (services, pytester runs) and each one would otherwise compile every module it imports
+# from source again, pytest's assertion rewriting included (measured: a process-heavy
+# test file 63 s -> 24 s, its CPU 33 s -> 13 s). The dependencies are compiled by
+# `uv sync --compile-bytecode`; the kit's own modules as they are first imported, which
+# PYTHONDONTWRITEBYTECODE (set on some machines and CI images) would forbid.
+unexport PYTHONDONTWRITEBYTECODE
 # uv from PATH, or installed from PyPI into .tools/ (no root, no global change) when missing.
 UV := $(shell command -v uv 2>/dev/null || echo "$(CURDIR)/.tools/bin/uv")
 
@@ -17,7 +24,7 @@ $(UV):
 	python3 -m pip install --quiet --disable-pip-version-check --target "$(CURDIR)/.tools" uv
 
 setup: $(UV)
-	$(UV) sync --locked
+	$(UV) sync --locked --compile-bytecode
 	$(UV) run python scripts/codegen.py --quiet
 
 generate: setup
