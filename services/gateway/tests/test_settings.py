@@ -49,3 +49,33 @@ def test_cors_origins_with_ports_are_accepted(monkeypatch: pytest.MonkeyPatch) -
 def test_the_environment_defaults_to_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GATEWAY_ENVIRONMENT", raising=False)
     assert GatewaySettings().environment == "production"
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["auth:50051", "dns:///auth:50051", "ipv4:127.0.0.1:50051,127.0.0.1:50061"],
+    ids=["host-port", "dns", "two-replicas"],
+)
+def test_a_service_address_may_name_several_replicas(
+    monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    monkeypatch.setenv("GATEWAY_AUTH_ADDRESS", target)
+    assert GatewaySettings().auth_address == target
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        ("auth", "not a gRPC target"),
+        ("auth:5o051", "is not a number"),
+        ("127.0.0.1:50051,127.0.0.1:50061", "are written ipv4:"),
+    ],
+    ids=["no-port", "bad-port", "list-without-ipv4"],
+)
+def test_a_service_address_that_is_no_target_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch, target: str, says: str
+) -> None:
+    monkeypatch.setenv("GATEWAY_DUMMY_ADDRESS", target)
+    with pytest.raises(ValidationError, match=says) as refused:
+        GatewaySettings()
+    assert "dummy_address" in str(refused.value)

@@ -9,6 +9,11 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from servicekit.targets import GrpcTarget
+
+# servicekit.targets lists the forms
+_TARGET = "host:port, or a gRPC target naming several replicas (ipv4:addr:port,addr:port)"
+
 
 def available_cpus() -> int:
     """The CPUs this process may run on (its affinity: what a container's cpuset allows)."""
@@ -20,9 +25,9 @@ class GatewaySettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="interface the HTTP server binds")
     port: int = Field(default=8080, ge=0, le=65535)
-    auth_address: str = Field(default="127.0.0.1:50051", description="host:port of auth")
-    user_address: str = Field(default="127.0.0.1:50052", description="host:port of user")
-    dummy_address: str = Field(default="127.0.0.1:50053", description="host:port of dummy")
+    auth_address: GrpcTarget = Field(default="127.0.0.1:50051", description=f"{_TARGET} of auth")
+    user_address: GrpcTarget = Field(default="127.0.0.1:50052", description=f"{_TARGET} of user")
+    dummy_address: GrpcTarget = Field(default="127.0.0.1:50053", description=f"{_TARGET} of dummy")
     environment: Literal["local", "production"] = Field(
         default="production",
         description="local relaxes cookie flags and enables POST /auth/dev/login",
