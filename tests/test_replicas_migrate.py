@@ -9,6 +9,10 @@ longer than a statement's deadline (DB_COMMAND_TIMEOUT_SECONDS): a migration tha
 a while must not make the replicas that wait for it fail.
 
 Real processes (`python -m <service>`), the session's Postgres: no Docker needed.
+
+The last test does the same through the harness, on the session's backend (processes or
+containers): a stack asks for ``replicas={"dummy": 2}``, the harness launches both side
+by side against a database nobody migrated, and they meet at the lock.
 """
 
 from __future__ import annotations
@@ -18,21 +22,20 @@ import json
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING
+from uuid import uuid4
 
 import asyncpg
 import pytest
 
-from harness import Workspace
+from harness import BackendSession, LogRecords, ServiceSpec, Stack, StackRequest, Workspace
 from servicekit.migrations import ADVISORY_LOCK_KEY, load_migrations
-
-if TYPE_CHECKING:
-    pass
 
 pytestmark = pytest.mark.integration
 
@@ -161,3 +164,107 @@ async def test_replicas_starting_together_all_serve_and_migrate_once(
     assert [(r["version"], r["name"]) for r in recorded] == [
         (m.version, m.name) for m in migrations
     ]
+
+
+class LockHolder(threading.Thread):
+    """Holds the migrations' advisory lock on ``dsn`` from a thread of its own (the boot
+    blocks the test's thread) until ``waiters`` sessions wait for it, then ``hold``
+    seconds more, then lets go."""
+
+    def __init__(self, dsn: str, waiters: int, hold: float) -> None:
+        super().__init__(name="lock-holder", daemon=True)
+        self.dsn, self.waiters, self.hold = dsn, waiters, hold
+        self.held = threading.Event()
+        self.all_waited = threading.Event()
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._hold())
+        except BaseException as error:  # reported by the test
+            self.failure = error
+        finally:
+            self.held.set()
+
+    async def _hold(self) -> None:
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            await connection.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
+            self.held.set()
+            deadline = time.monotonic() + START_TIMEOUT
+            while time.monotonic() < deadline:
+                if await lock_waiters(connection) >= self.waiters:
+                    self.all_waited.set()
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(self.hold)
+        finally:
+            await connection.close()  # lets go of the lock
+
+
+async def create_database(admin_dsn: str, name: str) -> None:
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
+async def drop_database(admin_dsn: str, name: str) -> None:
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def recorded_migrations(dsn: str) -> list[tuple[int, str]]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch("SELECT version, name FROM schema_migrations ORDER BY 1")
+    finally:
+        await connection.close()
+    return [(row["version"], row["name"]) for row in rows]
+
+
+def test_replicas_the_harness_boots_together_migrate_once(
+    harness_stack_backend: BackendSession, harness_services: list[ServiceSpec]
+) -> None:
+    backend = harness_stack_backend.backend
+    postgres = backend.postgres
+    name = f"fresh_{uuid4().hex}"
+    asyncio.run(create_database(postgres.dsn(), name))
+    specs = [
+        replace(spec, database=name) if spec.name == "dummy" else spec for spec in harness_services
+    ]
+    request = StackRequest(("dummy",), mocks=("user",), replicas=(("dummy", 2),))
+    holder = LockHolder(postgres.dsn(name), waiters=2, hold=2.0)
+    booted: Stack | None = None
+    try:
+        holder.start()
+        holder.held.wait(30)
+        assert holder.failure is None, f"could not take the lock: {holder.failure!r}"
+        # shorter than the lock is held: waiting for the lock is not a statement
+        extra_env = {"DUMMY_DB_COMMAND_TIMEOUT_SECONDS": "1"}
+        booted = Stack.boot(backend, specs, request, extra_env=extra_env)
+        holder.join(START_TIMEOUT)
+        assert holder.failure is None, repr(holder.failure)
+        assert holder.all_waited.is_set(), "the replicas never waited for the lock together"
+        applied = {
+            instance: [
+                record.message
+                for record in LogRecords.parse(handle.log_tail(200).splitlines())
+                if record.message.startswith("applied migration")
+            ]
+            for instance, handle in booted.instances().items()
+        }
+        recorded = asyncio.run(recorded_migrations(postgres.dsn(name)))
+    finally:
+        if booted is not None:
+            booted.close()
+        asyncio.run(drop_database(postgres.dsn(), name))
+    migrations = load_migrations(files("dummy") / "migrations")
+    expected = [f"applied migration {m.version:04d}_{m.name}" for m in migrations]
+    assert sorted(applied) == ["dummy-0", "dummy-1"]
+    assert sorted(applied.values(), key=len) == [[], expected], applied
+    assert recorded == [(m.version, m.name) for m in migrations]

@@ -77,7 +77,7 @@ from harness.postgres import (
 )
 from harness.service_process import ServiceProcess
 from harness.services import ServiceHandle, ServiceSpec, workspace_services
-from harness.stacks import Stack, StackRequest, StackView
+from harness.stacks import BackendSession, ReplicaSet, Stack, StackRequest, StackView
 from harness.traces import (
     ClientSpan,
     LogFiles,
@@ -101,6 +101,7 @@ __all__ = [
     "Abort",
     "Backend",
     "BackendChoice",
+    "BackendSession",
     "Behaviour",
     "Call",
     "CleanStrategy",
@@ -139,6 +140,7 @@ __all__ = [
     "PostgresNotFoundError",
     "PostgresServer",
     "PostgresStartError",
+    "ReplicaSet",
     "ServiceControl",
     "ServiceHandle",
     "ServiceProcess",

@@ -33,7 +33,9 @@ class Backend(Protocol):
     def network(self) -> Any: ...
 
     def launch_service(
-        self, spec: ServiceSpec, env: Mapping[str, str], network: Any
+        self, spec: ServiceSpec, env: Mapping[str, str], network: Any, *, instance: str = ""
     ) -> ServiceHandle:
-        """Start a service; the handle's ``wait_serving()`` waits until it serves."""
+        """Start a service; the handle's ``wait_serving()`` waits until it serves.
+        ``instance`` names this replica (its handle, log, container; default: the
+        service's name); replicas of a service share its address on the network."""
         ...

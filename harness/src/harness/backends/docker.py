@@ -62,10 +62,12 @@ class DockerService:
         network: Network,
         bridge: str,
         image: str | None = None,
+        name: str = "",
     ) -> None:
         """``image``: what to run, by default ``spec.image`` (an image id when another
-        image of the checkout's sources stands in for the spec's tag)."""
-        self.name = spec.name
+        image of the checkout's sources stands in for the spec's tag); ``name``: this
+        replica's instance name (default: the service's)."""
+        self.name = name or spec.name
         self._spec = spec
         self._container = (
             DockerContainer(image or spec.image)
@@ -77,8 +79,8 @@ class DockerService:
                 }
             )
             .with_network(network)
-            .with_network_aliases(spec.name)
-            .with_name(f"harness-{spec.name}-{uuid.uuid4().hex[:8]}")
+            .with_network_aliases(spec.name)  # every replica: DNS answers with them all
+            .with_name(f"harness-{self.name}-{uuid.uuid4().hex[:8]}")
             .with_kwargs(
                 labels=labels(),
                 extra_hosts={HOST_ALIAS: "host-gateway"},
@@ -218,8 +220,9 @@ class DockerBackend:
     def database_url(self, database: str, via: str | None = None) -> str:
         return self.postgres.service_dsn(database, via)
 
-    def service_address(self, spec: ServiceSpec, handle: DockerService) -> str:
-        """How a service reaches another: by its alias on the stack's network."""
+    def service_address(self, spec: ServiceSpec, handle: object) -> str:
+        """How a service reaches another: by its alias on the stack's network, which
+        every replica of it carries (Docker's DNS answers with each one's address)."""
         return f"{spec.name}:{spec.port}"
 
     def network(self) -> Network:
@@ -230,7 +233,12 @@ class DockerBackend:
         return network
 
     def launch_service(
-        self, spec: ServiceSpec, env: Mapping[str, str], network: Network | None
+        self,
+        spec: ServiceSpec,
+        env: Mapping[str, str],
+        network: Network | None,
+        *,
+        instance: str = "",
     ) -> DockerService:
         """Start a service container without waiting for it (``handle.wait_serving()``)."""
         assert network is not None, "docker services run on a stack's network"
@@ -240,7 +248,7 @@ class DockerBackend:
             f"build the service images: `{self.images_command}` in the project",
         )
         image = current_image(self._client, spec, image, self.images_command)
-        handle = DockerService(spec, env, network, self.bridge, image=str(image.id))
+        handle = DockerService(spec, env, network, self.bridge, image=str(image.id), name=instance)
         self._services.append(handle)
         handle.launch()
         return handle

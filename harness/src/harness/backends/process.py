@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness.postgres import PostgresServer
 from harness.service_process import ServiceProcess
-from harness.services import ServiceSpec
+from harness.services import ServiceHandle, ServiceSpec
 
 __all__ = ["ProcessBackend", "ProcessService"]
 
@@ -17,8 +17,10 @@ class ProcessService:
     """A service process that keeps its port across restarts, so that the services
     calling it (configured with its address) reach it again."""
 
-    def __init__(self, spec: ServiceSpec, env: Mapping[str, str], log_path: Path) -> None:
-        self.name = spec.name
+    def __init__(
+        self, spec: ServiceSpec, env: Mapping[str, str], log_path: Path, *, name: str = ""
+    ) -> None:
+        self.name = name or spec.name
         self._spec = spec
         self._env = dict(env)
         self._log_path = log_path
@@ -86,8 +88,9 @@ class ProcessBackend:
             return self.postgres.dsn(database)
         return f"postgresql://{self.postgres.user}@{via}/{database}"
 
-    def service_address(self, spec: ServiceSpec, handle: ProcessService) -> str:
-        """How a service reaches another: its loopback address."""
+    def service_address(self, spec: ServiceSpec, handle: ServiceHandle) -> str:
+        """How a service reaches another: its loopback address (of several replicas, a
+        gRPC target naming each: ``ipv4:127.0.0.1:p1,127.0.0.1:p2``)."""
         return handle.address
 
     def network(self) -> None:
@@ -95,10 +98,12 @@ class ProcessBackend:
         return None
 
     def launch_service(
-        self, spec: ServiceSpec, env: Mapping[str, str], network: None = None
+        self, spec: ServiceSpec, env: Mapping[str, str], network: None = None, *, instance: str = ""
     ) -> ProcessService:
-        """Start a service without waiting for it (``handle.wait_serving()``)."""
-        handle = ProcessService(spec, env, self._log_dir / f"{spec.name}.log")
+        """Start a service without waiting for it (``handle.wait_serving()``); each
+        instance (replica) logs to ``<instance>.log``."""
+        name = instance or spec.name
+        handle = ProcessService(spec, env, self._log_dir / f"{name}.log", name=name)
         handle.launch()
         self._services.append(handle)
         return handle

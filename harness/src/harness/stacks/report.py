@@ -46,7 +46,7 @@ def stack_diagnostics(item: pytest.Item, trace_html: Path | None = None) -> Mapp
     if booted is not None and (booted.faults or booted.journal.entries):
         sections["faults of this test"] = fault_report(booted)
     if booted is not None:
-        for name, handle in booted.handles.items():
+        for name, handle in booted.instances().items():
             sections[f"service {name} (last 40 log lines)"] = handle.log_tail(40)
         for name, endpoint in booted.mocks.items():
             calls = endpoint.mock.all_calls()
@@ -79,7 +79,7 @@ def write_trace_page(
     their trace ids, to :func:`trace_page_path`."""
     lines: list[str] = []
     if booted is not None:
-        for handle in booted.handles.values():
+        for handle in booted.instances().values():
             lines.extend(handle.log_tail(_PAGE_LOG_LINES).splitlines())
     page = trace_page_path(directory, item.nodeid)
     page.parent.mkdir(parents=True, exist_ok=True)

@@ -17,13 +17,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class StackRequest:
-    """What a test asks for: services by name, the ones replaced by mocks, and the fault
+    """What a test asks for: services by name, the ones replaced by mocks, the fault
     links (caller, callee) to put between services, or a service and its database
-    (callee ``"postgres"``)."""
+    (callee ``"postgres"``), and the services booted as several replicas (service,
+    count), sorted, counts of 1 left out (:func:`~harness.stacks.replicas.replica_counts`)."""
 
     services: tuple[str, ...]
     mocks: tuple[str, ...] = ()
     links: tuple[tuple[str, str], ...] = ()
+    replicas: tuple[tuple[str, int], ...] = ()
 
     @property
     def key(self) -> tuple[tuple[str, ...], ...]:
@@ -31,7 +33,12 @@ class StackRequest:
             tuple(sorted(self.services)),
             tuple(sorted(self.mocks)),
             tuple(sorted(link_name(*link) for link in self.links)),
+            tuple(f"{name}*{count}" for name, count in sorted(self.replicas)),
         )
+
+    def replica_count(self, name: str) -> int:
+        """How many replicas of ``name`` to boot (1 unless asked for more)."""
+        return dict(self.replicas).get(name, 1)
 
 
 def boot_waves(

@@ -25,6 +25,12 @@ from harness.faults.proxy import Link
 from harness.faults.service_control import ServiceControl
 from harness.mocks import GrpcMock
 from harness.services import ServiceHandle, ServiceSpec
+from harness.stacks.replicas import (
+    ReplicaSet,
+    check_replicas,
+    instance_env,
+    instance_name,
+)
 from harness.stacks.request import StackRequest, boot_waves
 
 __all__ = [
@@ -90,7 +96,9 @@ class Stack:
         started = time.monotonic()
         by_name = {spec.name: spec for spec in specs}
         waves, to_mock = boot_waves(by_name, request)
-        check_links(by_name, [spec.name for wave in waves for spec in wave], request.links)
+        booted = [spec.name for wave in waves for spec in wave]
+        check_links(by_name, booted, request.links)
+        check_replicas(by_name, booted, request.replicas, request.links)
         journal = journal or FaultJournal()
         stack = cls(
             backend, request, postgres or PostgresControl(backend.postgres, journal), journal
@@ -113,7 +121,7 @@ class Stack:
                         )
                     for callee, setting in spec.calls.items():
                         env[setting] = stack._link_to(spec.name, callee) or addresses[callee]
-                    handle = backend.launch_service(spec, env, network)
+                    handle = stack._launch(spec, env, network)
                     stack.handles[spec.name] = handle
                     launched.append((spec, handle))
                 for spec, handle in launched:  # they start side by side
@@ -124,6 +132,21 @@ class Stack:
             raise
         stack.boot_seconds = time.monotonic() - started
         return stack
+
+    def _launch(self, spec: ServiceSpec, env: Mapping[str, str], network: Any) -> ServiceHandle:
+        """Launch the replicas of ``spec`` side by side, each an instance of its own."""
+        count = self.request.replica_count(spec.name)
+        replicas = []
+        for index in range(count):
+            instance = instance_name(spec.name, index, count)
+            replicas.append(
+                self.backend.launch_service(
+                    spec, instance_env(env, instance), network, instance=instance
+                )
+            )
+        if count == 1:
+            return replicas[0]
+        return ReplicaSet(spec.name, replicas, is_http=spec.is_http)
 
     def _open_link(self, caller: str, callee: str, upstream: Callable[[], str]) -> str | None:
         """Start the requested link from caller to callee; its address for the caller
@@ -160,19 +183,48 @@ class Stack:
                 f"it with @pytest.mark.stack(..., links=[({caller!r}, {callee!r})])"
             ) from None
 
-    def address(self, name: str) -> str:
-        """host:port of a booted service (or a mock), reachable from the test."""
+    def address(self, name: str, replica: int | None = None) -> str:
+        """host:port of a booted service (or a mock), reachable from the test; of a
+        service of several replicas, a gRPC target naming them all
+        (``ipv4:127.0.0.1:p1,127.0.0.1:p2``), or with ``replica`` that one's host:port."""
         if name in self.handles:
-            return self.handles[name].address
+            return self.handle(name, replica).address
         if name in self.mocks:
+            if replica not in (None, 0):
+                raise StackError(f"{name!r} is a mock: it has no replica {replica}")
             return self.mocks[name].address
         raise StackError(f"{name!r} is not in this stack: {sorted([*self.handles, *self.mocks])}")
 
-    def handle(self, name: str) -> ServiceHandle:
+    def handle(self, name: str, replica: int | None = None) -> ServiceHandle:
+        """A booted service (a :class:`~harness.stacks.replicas.ReplicaSet` when it runs
+        several replicas), or with ``replica`` the replica of that index."""
         try:
-            return self.handles[name]
+            handle = self.handles[name]
         except KeyError:
             raise StackError(f"{name!r} is not a booted service of this stack") from None
+        if replica is None:
+            return handle
+        replicas = handle.replicas if isinstance(handle, ReplicaSet) else (handle,)
+        if (
+            isinstance(replica, bool)
+            or not isinstance(replica, int)
+            or not (0 <= replica < len(replicas))
+        ):
+            raise StackError(
+                f"{name} runs {len(replicas)} replica(s): replica={replica!r} is not one of "
+                f"0..{len(replicas) - 1} (ask for more with "
+                f"@pytest.mark.stack(..., replicas={{{name!r}: 2}}))"
+            )
+        return replicas[replica]
+
+    def instances(self) -> dict[str, ServiceHandle]:
+        """Every booted process or container by its instance name (``user``, or
+        ``auth-0``, ``auth-1`` for a service of several replicas), in boot order."""
+        found: dict[str, ServiceHandle] = {}
+        for handle in self.handles.values():
+            for one in handle.replicas if isinstance(handle, ReplicaSet) else (handle,):
+                found[one.name] = one
+        return found
 
     def mock(self, name: str) -> GrpcMock[Any]:
         try:
@@ -180,24 +232,27 @@ class Stack:
         except KeyError:
             raise StackError(f"{name!r} is not mocked in this stack") from None
 
-    def service(self, name: str) -> ServiceControl:
-        """A booted service's control: stop, kill, start, restart, and async variants."""
-        return ServiceControl(self.handle(name), self.journal)
+    def service(self, name: str, replica: int | None = None) -> ServiceControl:
+        """A booted service's control: stop, kill, start, restart, and async variants;
+        of every replica, or with ``replica`` of that one."""
+        return ServiceControl(self.handle(name, replica), self.journal)
 
-    def stop(self, name: str) -> None:
-        self.service(name).stop()
+    def stop(self, name: str, replica: int | None = None) -> None:
+        self.service(name, replica).stop()
 
-    def kill(self, name: str) -> None:
-        self.service(name).kill()
+    def kill(self, name: str, replica: int | None = None) -> None:
+        self.service(name, replica).kill()
 
-    def start(self, name: str) -> None:
-        self.service(name).start()
+    def start(self, name: str, replica: int | None = None) -> None:
+        self.service(name, replica).start()
 
-    def restart(self, name: str) -> None:
-        self.service(name).restart()
+    def restart(self, name: str, replica: int | None = None) -> None:
+        self.service(name, replica).restart()
 
-    def logs(self, name: str, lines: int = 50) -> str:
-        return self.handle(name).log_tail(lines)
+    def logs(self, name: str, lines: int = 50, replica: int | None = None) -> str:
+        """The last log lines of a service (of each replica, headed by its name), or of
+        one replica."""
+        return self.handle(name, replica).log_tail(lines)
 
     @property
     def faults(self) -> dict[str, tuple[str, ...]]:
@@ -205,7 +260,7 @@ class Stack:
         active = {"postgres": self.postgres.faults}
         active.update({link.name: link.faults for link in self.links.values()})
         active.update(
-            {name: ("down",) for name, handle in self.handles.items() if not handle.running}
+            {name: ("down",) for name, handle in self.instances().items() if not handle.running}
         )
         return {target: faults for target, faults in active.items() if faults}
 

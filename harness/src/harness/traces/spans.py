@@ -63,6 +63,8 @@ class Span:
     status: SpanStatus
     status_message: str = ""
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict, hash=False, compare=True)
+    # the resource's service.instance.id: which replica sent it ("" when none was set)
+    instance: str = ""
 
     @property
     def duration_ms(self) -> float:
@@ -99,8 +101,12 @@ class Span:
         )
 
     def describe(self) -> str:
-        """One line: service, name, kind, duration, status."""
-        parts = [f"[{self.service or '?'}] {self.name} ({self.kind})", f"{self.duration_ms:.1f} ms"]
+        """One line: service (and instance, when it is a replica of another name), name,
+        kind, duration, status."""
+        who = self.service or "?"
+        if self.instance and self.instance != self.service:
+            who = f"{who} {self.instance}"
+        parts = [f"[{who}] {self.name} ({self.kind})", f"{self.duration_ms:.1f} ms"]
         if self.grpc_code is not None:
             parts.append(f"grpc={self.grpc_code}")
         if self.status != "UNSET":
@@ -114,12 +120,15 @@ def _same_name(actual: str, wanted: str) -> bool:
 
 
 def spans_from_request(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Span]:
-    """The spans of one OTLP export request, with their resource's ``service.name``."""
+    """The spans of one OTLP export request, with their resource's ``service.name`` and
+    ``service.instance.id``."""
     spans: list[Span] = []
     for resource_spans in request.resource_spans:
         resource = _attributes(resource_spans.resource.attributes)
         service = resource.get("service.name")
         service_name = service if isinstance(service, str) else ""
+        instance = resource.get("service.instance.id")
+        instance_id = instance if isinstance(instance, str) else ""
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 spans.append(
@@ -135,6 +144,7 @@ def spans_from_request(request: trace_service_pb2.ExportTraceServiceRequest) -> 
                         status=_STATUSES.get(span.status.code, "UNSET"),
                         status_message=span.status.message,
                         attributes=_attributes(span.attributes),
+                        instance=instance_id,
                     )
                 )
     return spans
