@@ -238,6 +238,9 @@ def test_replicas_the_harness_boots_together_migrate_once(
         replace(spec, database=name) if spec.name == "dummy" else spec for spec in harness_services
     ]
     request = StackRequest(("dummy",), mocks=("user",), replicas=(("dummy", 2),))
+    # On docker, Postgres joining the stack's network cuts connections from here: the
+    # network first, then the connection that holds the lock.
+    network = backend.network()
     holder = LockHolder(postgres.dsn(name), waiters=2, hold=2.0)
     booted: Stack | None = None
     try:
@@ -246,7 +249,7 @@ def test_replicas_the_harness_boots_together_migrate_once(
         assert holder.failure is None, f"could not take the lock: {holder.failure!r}"
         # shorter than the lock is held: waiting for the lock is not a statement
         extra_env = {"DUMMY_DB_COMMAND_TIMEOUT_SECONDS": "1"}
-        booted = Stack.boot(backend, specs, request, extra_env=extra_env)
+        booted = Stack.boot(backend, specs, request, extra_env=extra_env, network=network)
         holder.join(START_TIMEOUT)
         assert holder.failure is None, repr(holder.failure)
         assert holder.all_waited.is_set(), "the replicas never waited for the lock together"

@@ -120,11 +120,12 @@ class MarkedTest:
     [
         pytest.param(pytest.mark.stack("dummy", link=[("dummy", "user")]), "'link'", id="typo"),
         pytest.param(pytest.mark.stack("dummy", links=[7]), "not iterable", id="not-pairs"),
+        pytest.param(pytest.mark.stack("dummy", replica={"user": 2}), "'replica'", id="typo-2"),
     ],
 )
 def test_a_marker_with_arguments_it_does_not_take_is_refused(
     marker: pytest.MarkDecorator, problem: str
 ) -> None:
-    with pytest.raises(StackError, match="takes services, mocks= and links=") as refused:
+    with pytest.raises(StackError, match="takes services, mocks=, links= and replicas=") as refused:
         stack_request(cast("pytest.Item", MarkedTest(marker.mark)))
     assert problem in str(refused.value)

@@ -89,10 +89,14 @@ class Stack:
         extra_env: Mapping[str, str] | None = None,
         journal: FaultJournal | None = None,
         postgres: PostgresControl | None = None,
+        network: Any = None,
     ) -> Stack:
         """Boot the request's services. ``journal`` records the faults injected (one per
         session, shared by its stacks); ``postgres`` controls the backend's Postgres (one
-        per session too, so that every stack sees it stopped when one test stops it)."""
+        per session too, so that every stack sees it stopped when one test stops it);
+        ``network`` is one ``backend.network()`` made beforehand (default: a new one). On
+        the docker backend, joining Postgres to a network cuts the connections made to it
+        from this machine: a caller that must keep one across the boot makes it after."""
         started = time.monotonic()
         by_name = {spec.name: spec for spec in specs}
         waves, to_mock = boot_waves(by_name, request)
@@ -103,7 +107,7 @@ class Stack:
         stack = cls(
             backend, request, postgres or PostgresControl(backend.postgres, journal), journal
         )
-        network = backend.network()
+        network = backend.network() if network is None else network
         addresses: dict[str, str] = {}
         try:
             for spec in to_mock:

@@ -50,12 +50,12 @@ class Trace:
         """The services that took part, sorted."""
         return sorted({span.service for span in self.spans})
 
-    def instances(self, service: str, name: str | None = None) -> dict[str, int]:
-        """How many SERVER spans (calls answered; of RPC ``name`` when given) each
+    def instances(self, service: str, rpc: str | None = None) -> dict[str, int]:
+        """How many SERVER spans (calls answered; of ``rpc`` when given) each
         instance of ``service`` has, by ``service.instance.id`` (``auth-0``, ``auth-1``
         for a service of several replicas in a stack): which replicas answered."""
         counts: dict[str, int] = {}
-        for span in self.spans_matching(name, service=service, kind="SERVER"):
+        for span in self.spans_matching(rpc, service=service, kind="SERVER"):
             counts[span.instance] = counts.get(span.instance, 0) + 1
         return dict(sorted(counts.items()))
 
