@@ -1,11 +1,13 @@
 """This repository's harness wiring: its databases, and its services for the contract suites.
 
 The contract suites in contracts/ ask for a stub (``dummy_stub``, ``user_stub``,
-``auth_stub``) and nothing else. Here each stub reaches the real service, started
-in-process on a free port over its real repository and the harness's Postgres; each
-test starts from empty databases. The OAuth providers the auth service talks to
-are the HTTP-level fakes of fixtures/oauth.py, reached through an in-memory
-transport.
+``auth_stub``) and nothing else. Here each stub reaches the real service on the contract
+target (``--harness-contract-target``): by default started in-process on a free port
+over its real repository and the harness's Postgres, its OAuth providers the HTTP-level
+fakes of fixtures/oauth.py reached through an in-memory transport; with ``process`` or
+``image``, the service booted by the harness (``service_stacks``) as ``python -m
+<service>`` or from its image, logging in with the stacks' provider fakes. Each test
+starts from empty databases.
 
 The stacks (``@pytest.mark.stack``) boot every service of the workspace, the gateway
 included; their auth service logs in with the same fakes served over HTTP
@@ -43,12 +45,14 @@ from fixtures.oauth import FakeGitHub, FakeGoogle, settings_env
 from harness import (
     BackendChoice,
     CleanStrategy,
+    ContractTarget,
     Databases,
     DatabaseSpec,
     HarnessConfig,
     HttpFakeServer,
     PostgresServer,
     ServiceSpec,
+    ServiceStacks,
     resolve_backend,
     workspace_services,
 )
@@ -271,15 +275,46 @@ async def auth_without_providers_channel(
 # ---------------------------------------------------------------- what the contracts ask for
 
 
-@pytest.fixture
-def dummy_stub(dummy_channel: grpc.aio.Channel, clean_service_state: None) -> DummyServiceAsyncStub:
-    return dummy_pb2_grpc.DummyServiceStub(dummy_channel)
+def contract_channel(
+    request: pytest.FixtureRequest,
+    target: ContractTarget,
+    service: str,
+    *,
+    in_process: str,
+    stack: str = "",
+    env: Mapping[str, str] | None = None,
+) -> grpc.aio.Channel:
+    """A channel to ``service`` on the contract target, its databases clean for the test:
+    the in-process fixture ``in_process``, or the service in the harness's stack of
+    ``stack`` (default: of the service itself) with ``env`` set on it."""
+    if target is ContractTarget.IN_PROCESS:
+        request.getfixturevalue("clean_service_state")
+        channel = request.getfixturevalue(in_process)
+        assert isinstance(channel, grpc.aio.Channel)
+        return channel
+    stacks = request.getfixturevalue("service_stacks")
+    assert isinstance(stacks, ServiceStacks)
+    return stacks.get(stack or service, env=env).channel(service)
 
 
 @pytest.fixture
-def new_owner(user_channel: grpc.aio.Channel, clean_service_state: None) -> NewOwner:
+def dummy_stub(
+    request: pytest.FixtureRequest, harness_contract_target: ContractTarget
+) -> DummyServiceAsyncStub:
+    channel = contract_channel(
+        request, harness_contract_target, "dummy", in_process="dummy_channel"
+    )
+    return dummy_pb2_grpc.DummyServiceStub(channel)
+
+
+@pytest.fixture
+def new_owner(request: pytest.FixtureRequest, harness_contract_target: ContractTarget) -> NewOwner:
     """A new user of the user service the dummy service asks: its id owns entities."""
-    users = UserClient(user_channel)
+    users = UserClient(
+        contract_channel(
+            request, harness_contract_target, "user", in_process="user_channel", stack="dummy"
+        )
+    )
 
     async def create() -> str:
         created = await users.create_user(CreateUserRequestFactory.build())
@@ -289,8 +324,11 @@ def new_owner(user_channel: grpc.aio.Channel, clean_service_state: None) -> NewO
 
 
 @pytest.fixture
-def user_stub(user_channel: grpc.aio.Channel, clean_service_state: None) -> UserServiceAsyncStub:
-    return user_pb2_grpc.UserServiceStub(user_channel)
+def user_stub(
+    request: pytest.FixtureRequest, harness_contract_target: ContractTarget
+) -> UserServiceAsyncStub:
+    channel = contract_channel(request, harness_contract_target, "user", in_process="user_channel")
+    return user_pb2_grpc.UserServiceStub(channel)
 
 
 @pytest.fixture
@@ -299,28 +337,53 @@ def user_pool(service_pools: dict[str, asyncpg.Pool], clean_service_state: None)
 
 
 @pytest.fixture
-def auth_stub(auth_channel: grpc.aio.Channel, clean_service_state: None) -> AuthServiceAsyncStub:
-    return auth_pb2_grpc.AuthServiceStub(auth_channel)
+def auth_stub(
+    request: pytest.FixtureRequest, harness_contract_target: ContractTarget
+) -> AuthServiceAsyncStub:
+    channel = contract_channel(request, harness_contract_target, "auth", in_process="auth_channel")
+    return auth_pb2_grpc.AuthServiceStub(channel)
+
+
+# auth's settings with no OAuth provider configured (its booted variant's environment)
+NO_PROVIDERS_ENV = {
+    **settings_env(GoogleSettings(client_id="", client_secret="")),
+    **settings_env(GitHubSettings(client_id="", client_secret="")),
+}
 
 
 @pytest.fixture
 def auth_stub_without_providers(
-    auth_without_providers_channel: grpc.aio.Channel, clean_service_state: None
+    request: pytest.FixtureRequest, harness_contract_target: ContractTarget
 ) -> AuthServiceAsyncStub:
     """An auth service on which no OAuth provider is configured."""
-    return auth_pb2_grpc.AuthServiceStub(auth_without_providers_channel)
+    channel = contract_channel(
+        request,
+        harness_contract_target,
+        "auth",
+        in_process="auth_without_providers_channel",
+        env=NO_PROVIDERS_ENV,
+    )
+    return auth_pb2_grpc.AuthServiceStub(channel)
 
 
 @pytest.fixture
 def oauth_consent(
-    fake_google: FakeGoogle, fake_github: FakeGitHub
+    request: pytest.FixtureRequest, harness_contract_target: ContractTarget
 ) -> Callable[[auth_pb2.Provider.ValueType, str], str]:
-    """The user consents at the provider: authorization URL in, callback code out."""
+    """The user consents at the provider: authorization URL in, callback code out. The
+    fakes are those the target's auth service logs in with."""
+    if harness_contract_target is ContractTarget.IN_PROCESS:
+        fakes = OauthProviders(
+            request.getfixturevalue("fake_google"), request.getfixturevalue("fake_github")
+        )
+    else:
+        fakes = request.getfixturevalue("oauth_providers")
+    google, github = fakes.google, fakes.github
 
     def consent(provider: auth_pb2.Provider.ValueType, authorization_url: str) -> str:
         if provider == auth_pb2.PROVIDER_GOOGLE:
-            return fake_google.authorize(authorization_url)
-        return fake_github.authorize(authorization_url)
+            return google.authorize(authorization_url)
+        return github.authorize(authorization_url)
 
     return consent
 

@@ -195,7 +195,9 @@ def test_the_contracts_matrix_is_every_service_with_a_contract(
     assert sorted(path for a in invocations for path in pytest_paths(a)) == sorted(
         f"contracts/{service}" for service in services
     )
-    assert all("--harness-backend=process" in arguments for arguments in invocations)
+    # the shipped artifact: the service's image, restored from the images job
+    assert all("--harness-contract-target=image" in arguments for arguments in invocations)
+    assert "images" in text(jobs["contracts"].get("needs", ""), "contracts")
 
 
 def test_every_contract_suite_has_a_job_that_names_it(jobs: dict[str, dict[str, Node]]) -> None:

@@ -174,6 +174,27 @@ def test_each_xdist_worker_gets_its_own_server(project: pytest.Pytester) -> None
             "*'/nonexistent/bin' is not a directory*",
             id="missing-bin-dir",
         ),
+        pytest.param(
+            "",
+            ["--harness-contract-target=container"],
+            "*--harness-contract-target / harness_contract_target: 'container' is not one of "
+            "'in-process', 'process', 'image'*",
+            id="bad-contract-target-option",
+        ),
+        pytest.param(
+            "harness_contract_target = docker\n",
+            [],
+            "*harness_contract_target: 'docker' is not one of 'in-process', 'process', 'image'*",
+            id="bad-contract-target-ini",
+        ),
+        pytest.param(
+            "",
+            ["--harness-contract-target=process", "--harness-backend=docker"],
+            "*--harness-contract-target=process runs the services on the process backend, but "
+            "--harness-backend / harness_backend is 'docker': leave the backend at 'auto' or "
+            "set it to 'process'*",
+            id="contract-target-against-backend",
+        ),
     ],
 )
 def test_a_bad_setting_is_a_usage_error(
@@ -186,6 +207,54 @@ def test_a_bad_setting_is_a_usage_error(
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+@pytest.mark.parametrize(
+    ("options", "ini", "header"),
+    [
+        pytest.param([], "", "in-process", id="default"),
+        pytest.param(["--harness-contract-target=process"], "", "process", id="option"),
+        pytest.param([], "harness_contract_target = process\n", "process", id="ini"),
+    ],
+)
+def test_the_contract_target_chooses_the_stacks_backend(
+    pytester: pytest.Pytester, options: list[str], ini: str, header: str
+) -> None:
+    pytester.makeini(INI + ini)
+    pytester.makepyfile(
+        f"""
+        from harness import BackendChoice, ContractTarget
+
+        def test_target(harness_contract_target, harness_backend_name):
+            assert harness_contract_target is ContractTarget({header!r})
+            if harness_contract_target is ContractTarget.PROCESS:
+                assert harness_backend_name is BackendChoice.PROCESS
+        """
+    )
+
+    result = pytester.runpytest(*options)
+
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"harness: contract target: {header}"])
+
+
+def test_the_image_target_without_docker_says_what_to_do(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile("def test_nothing(): pass")
+    monkeypatch.setenv("PATH", str(pytester.path))  # no docker command to be found
+
+    result = pytester.runpytest_subprocess("--harness-contract-target=image")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*--harness-contract-target=image runs each service from its container image, but "
+            "no Docker engine answers: the docker command is not installed. Start Docker, or "
+            "verify the service as a process: --harness-contract-target=process*"
+        ]
+    )
 
 
 def test_the_header_shows_the_configuration(pytester: pytest.Pytester) -> None:

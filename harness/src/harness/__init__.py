@@ -2,7 +2,8 @@
 
 The fixtures (``harness_databases``, ``postgres_server``, ``postgres_databases``,
 ``clean_databases``, ``harness_services``, ``stack``, ``grpc_mocks``, ``trace_receiver``,
-``traces``, ``harness_host``, ``http_fake_server``, ``http_fakes``) come with the plugin;
+``traces``, ``harness_host``, ``http_fake_server``, ``http_fakes``, ``harness_contract_target``,
+``service_stacks``) come with the plugin;
 everything a ``conftest.py`` or a test imports is here (``from harness import ...``), and
 the repository's own tests import from nowhere else (``harness/tests/test_shape.py``).
 Inner modules are the harness's own layout: see harness/README.md for the map.
@@ -21,7 +22,7 @@ import os
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from harness.backends import Backend, HarnessHost, open_backend, resolve_backend
-from harness.config import BackendChoice, HarnessConfig
+from harness.config import BackendChoice, ContractTarget, HarnessConfig
 from harness.contracts import (
     NEVER_PROMISED,
     DeclaredStatusCheck,
@@ -77,7 +78,14 @@ from harness.postgres import (
 )
 from harness.service_process import ServiceProcess
 from harness.services import ServiceHandle, ServiceSpec, workspace_services
-from harness.stacks import BackendSession, ReplicaSet, Stack, StackRequest, StackView
+from harness.stacks import (
+    BackendSession,
+    ReplicaSet,
+    ServiceStacks,
+    Stack,
+    StackRequest,
+    StackView,
+)
 from harness.traces import (
     ClientSpan,
     LogFiles,
@@ -107,6 +115,7 @@ __all__ = [
     "CleanStrategy",
     "ClientSpan",
     "ContractError",
+    "ContractTarget",
     "DatabaseSetupError",
     "DatabaseSpec",
     "Databases",
@@ -145,6 +154,7 @@ __all__ = [
     "ServiceHandle",
     "ServiceProcess",
     "ServiceSpec",
+    "ServiceStacks",
     "ServiceStartError",
     "Span",
     "Stack",

@@ -22,6 +22,7 @@ from harness.postgres import PostgresBinaries, find_postgres_binaries
 __all__ = [
     "SETTINGS",
     "BackendChoice",
+    "ContractTarget",
     "HarnessConfig",
     "add_options",
     "configure",
@@ -116,6 +117,17 @@ DOCKER_SUBNETS = _Setting(
     ),
     default=DEFAULT_SUBNETS,
 )
+CONTRACT_TARGET = _Setting(
+    option="--harness-contract-target",
+    ini="harness_contract_target",
+    help=(
+        "what the contract suites' stubs reach: 'in-process' (the service served inside the "
+        "test process by your conftest.py, fastest), 'process' (`python -m <service>`, the "
+        "process backend) or 'image' (the service's container image, the docker backend). "
+        "'process' and 'image' choose the stacks' backend. Default: in-process"
+    ),
+    default="in-process",
+)
 SETTINGS = (
     POSTGRES_BIN,
     DB_RESET,
@@ -124,6 +136,7 @@ SETTINGS = (
     TRACE_HTML,
     DOCKER_SUBNETS,
     IMAGES_COMMAND,
+    CONTRACT_TARGET,
 )
 
 
@@ -131,6 +144,25 @@ class BackendChoice(enum.StrEnum):
     AUTO = "auto"
     DOCKER = "docker"
     PROCESS = "process"
+
+
+class ContractTarget(enum.StrEnum):
+    """What a contract suite verifies (``--harness-contract-target``)."""
+
+    IN_PROCESS = "in-process"
+    PROCESS = "process"
+    IMAGE = "image"
+
+    @property
+    def backend(self) -> BackendChoice | None:
+        """The stacks' backend this target runs the service on (None: no stack)."""
+        return _TARGET_BACKENDS.get(self)
+
+
+_TARGET_BACKENDS = {
+    ContractTarget.PROCESS: BackendChoice.PROCESS,
+    ContractTarget.IMAGE: BackendChoice.DOCKER,
+}
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -151,6 +183,7 @@ class HarnessConfig:
     trace_html: Path | None = None  # where failed tests' trace pages go; None: nowhere
     docker_subnets: IPv4Network = DEFAULT_RANGE
     images_command: str = IMAGES_COMMAND.default  # named in the docker backend's remedies
+    contract_target: ContractTarget = ContractTarget.IN_PROCESS
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> HarnessConfig:
@@ -175,15 +208,31 @@ class HarnessConfig:
             raise pytest.UsageError(
                 f"{DOCKER_SUBNETS.option} / {DOCKER_SUBNETS.ini}: {error}"
             ) from None
+        target = _choice(CONTRACT_TARGET, ContractTarget, config)
         return cls(
             docker_subnets=docker_subnets,
             postgres_bin=postgres_bin,
             db_reset=_choice(DB_RESET, CleanStrategy, config),
-            backend=_choice(BACKEND, BackendChoice, config),
+            backend=_backend_for(target, _choice(BACKEND, BackendChoice, config)),
             postgres_image=POSTGRES_IMAGE.read(config),
             trace_html=trace_html,
             images_command=IMAGES_COMMAND.read(config),
+            contract_target=target,
         )
+
+
+def _backend_for(target: ContractTarget, backend: BackendChoice) -> BackendChoice:
+    """The stacks' backend: the one the contract target needs, unless another was chosen."""
+    needed = target.backend
+    if needed is None or backend is needed:
+        return backend
+    if backend is BackendChoice.AUTO:
+        return needed
+    raise pytest.UsageError(
+        f"{CONTRACT_TARGET.option}={target.value} runs the services on the {needed.value} "
+        f"backend, but {BACKEND.option} / {BACKEND.ini} is {backend.value!r}: leave the "
+        f"backend at 'auto' or set it to {needed.value!r}"
+    )
 
 
 def _choice(setting: _Setting, choices: type[Choice], config: pytest.Config) -> Choice:

@@ -8,12 +8,13 @@ import pytest
 
 from harness import config as _config
 from harness.backends.choice import default_postgres_image, docker_unavailable, resolve_backend
-from harness.config import BackendChoice, postgres_binaries
+from harness.config import BackendChoice, ContractTarget, postgres_binaries
 from harness.fixtures import (
     clean_databases,
     grpc_mocks,
     harness_backend_name,
     harness_config,
+    harness_contract_target,
     harness_databases,
     harness_host,
     harness_services,
@@ -22,6 +23,7 @@ from harness.fixtures import (
     http_fakes,
     postgres_databases,
     postgres_server,
+    service_stacks,
     stack,
     trace_receiver,
     traces,
@@ -34,6 +36,7 @@ __all__ = [
     "grpc_mocks",
     "harness_backend_name",
     "harness_config",
+    "harness_contract_target",
     "harness_databases",
     "harness_host",
     "harness_services",
@@ -42,6 +45,7 @@ __all__ = [
     "http_fakes",
     "postgres_databases",
     "postgres_server",
+    "service_stacks",
     "stack",
     "trace_receiver",
     "traces",
@@ -62,13 +66,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
-    _config.configure(config)
+    settings = _config.configure(config)
+    if settings.contract_target is ContractTarget.IMAGE:
+        problem = docker_unavailable()
+        if problem is not None:
+            raise pytest.UsageError(
+                f"--harness-contract-target=image runs each service from its container "
+                f"image, but no Docker engine answers: {problem}. Start Docker, or verify "
+                "the service as a process: --harness-contract-target=process"
+            )
 
 
 # A test that reaches any of these (directly or through other fixtures) runs real
 # infrastructure: it is marked `integration` without having to say so.
+# A test that reaches the contract target verifies a real service (in-process on Postgres,
+# or booted), whichever fixture the conftest serves it from.
 INFRASTRUCTURE_FIXTURES = frozenset(
-    {"postgres_server", "harness_stack_backend", "trace_receiver", "http_fake_server"}
+    {
+        "postgres_server",
+        "harness_stack_backend",
+        "trace_receiver",
+        "http_fake_server",
+        "harness_contract_target",
+    }
 )
 
 
@@ -95,6 +115,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         postgres = f"PostgreSQL not usable: {str(error).splitlines()[0]}"
     backend = resolve_backend(settings.backend)
     chosen = "auto" if settings.backend == "auto" else "chosen"
+    if settings.contract_target.backend is not None:
+        chosen = f"by the contract target {settings.contract_target.value}"
     if backend is BackendChoice.DOCKER:
         try:
             image = settings.postgres_image or default_postgres_image()
@@ -108,6 +130,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"harness: {postgres} (postgres_server)",
         f"harness: db reset strategy: {settings.db_reset}",
         f"harness: stack backend: {backend} ({chosen}), {stacks_postgres}",
+        f"harness: contract target: {settings.contract_target}",
     ]
 
 

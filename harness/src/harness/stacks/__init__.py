@@ -4,11 +4,13 @@ The modules: ``request`` (:class:`StackRequest`, the boot waves), ``marker`` (th
 signature of ``@pytest.mark.stack``), ``replicas`` (several processes or containers of
 one service, :class:`ReplicaSet`), ``stack`` (:class:`Stack`, plain code usable without
 pytest), ``session`` (a session's backend and its stacks), ``view`` (:class:`StackView`,
-what a test gets), ``report`` (what a failed test's report carries).
+what a test gets), ``on_demand`` (:class:`ServiceStacks`, stacks that fixtures ask for by
+service name), ``report`` (what a failed test's report carries).
 """
 
 from __future__ import annotations
 
+from harness.stacks.on_demand import ServiceStacks
 from harness.stacks.replicas import ReplicaSet
 from harness.stacks.request import StackRequest, boot_waves
 from harness.stacks.session import BackendSession
@@ -19,6 +21,7 @@ __all__ = [
     "BackendSession",
     "MockEndpoint",
     "ReplicaSet",
+    "ServiceStacks",
     "Stack",
     "StackRequest",
     "StackView",

@@ -1,0 +1,108 @@
+"""Run by tests/test_contract_targets.py once per --harness-contract-target (not collected
+on its own: no test_ prefix): the stub a contract suite gets answers from that target,
+seen from the other end of its address."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+from uuid import uuid4
+
+import grpc
+import pytest
+
+from contracts.support import expect_status
+from harness import ContractTarget, ServiceStacks
+from user.v1 import user_pb2 as pb
+
+if TYPE_CHECKING:
+    from fixtures.inprocess import InProcess
+    from user.v1.user_pb2_grpc import UserServiceAsyncStub
+
+LISTEN = "0A"  # the state of a listening socket in /proc/net/tcp
+
+
+def listener_pid(port: int) -> int:
+    """The process whose socket listens on TCP ``port`` (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == LISTEN:
+                inodes.add(f"socket:[{fields[9]}]")
+    assert inodes, f"nothing listens on port {port}"
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):  # a process gone, or not ours to read
+            if any(link_of(fd) in inodes for fd in fd_dir.iterdir()):
+                return int(fd_dir.parent.name)
+    raise AssertionError(f"no process holds the socket listening on port {port}")
+
+
+def link_of(fd: Path) -> str:
+    try:
+        return os.readlink(fd)
+    except OSError:  # closed meanwhile (e.g. the one listing this very folder)
+        return ""
+
+
+def port_of(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+def process_at(address: str) -> tuple[int, list[str]]:
+    """The pid and command line of the process listening at ``address``."""
+    pid = listener_pid(port_of(address))
+    return pid, Path(f"/proc/{pid}/cmdline").read_text().rstrip("\0").split("\0")
+
+
+def images_publishing(address: str) -> list[str]:
+    """The images of the running containers that publish ``address``'s port."""
+    return subprocess.run(
+        ["docker", "ps", "--filter", f"publish={port_of(address)}", "--format", "{{.Image}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.split()
+
+
+async def answered_in_log(logs: Callable[[], str], line: str) -> None:
+    for _ in range(100):  # the log reaches its file (or docker logs) a moment later
+        if line in logs():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{line!r} is not in the service's log:\n{logs()}")
+
+
+async def test_the_user_stub_reaches_the_contract_target(
+    user_stub: UserServiceAsyncStub,
+    harness_contract_target: ContractTarget,
+    request: pytest.FixtureRequest,
+) -> None:
+    await expect_status(
+        user_stub.GetUser(pb.GetUserRequest(id=str(uuid4()))), grpc.StatusCode.NOT_FOUND
+    )
+    answered = "/user.v1.UserService/GetUser NOT_FOUND"
+    if harness_contract_target is ContractTarget.IN_PROCESS:
+        served: InProcess = request.getfixturevalue("user_service")
+        assert listener_pid(port_of(served.address)) == os.getpid()
+        print(f"probe: in-process at {served.address}")
+        return
+    stacks: ServiceStacks = request.getfixturevalue("service_stacks")
+    view = stacks.get("user")  # the view the stub's channel came from
+    address = view.address("user")
+    await answered_in_log(lambda: view.logs("user", 200), answered)
+    if harness_contract_target is ContractTarget.PROCESS:
+        pid, command = process_at(address)
+        assert pid != os.getpid()
+        assert command[1:3] == ["-m", "user"], command
+        print(f"probe: process {pid} ({' '.join(command)}) at {address}")
+        return
+    images = images_publishing(address)
+    assert images == ["kit/user:local"], images
+    print(f"probe: container of kit/user:local at {address}")
