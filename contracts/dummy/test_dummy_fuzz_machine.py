@@ -272,9 +272,9 @@ def machine_for(
 
 
 async def test_the_dummy_service_behaves_as_its_model(
-    dummy_channel: grpc.aio.Channel, new_owner: NewOwner, clean_service_state: None
+    dummy_stub: dummy_pb2_grpc.DummyServiceAsyncStub, new_owner: NewOwner
 ) -> None:
-    stub = dummy_pb2_grpc.DummyServiceStub(dummy_channel)
+    stub = dummy_stub
     owner_id = await new_owner()
     findings = Findings()
     machine = machine_for(stub, LoopBridge(asyncio.get_running_loop()), owner_id, findings)

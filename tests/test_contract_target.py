@@ -1,13 +1,20 @@
-"""Run by tests/test_contract_targets.py once per --harness-contract-target (not collected
-on its own: no test_ prefix): the stub a contract suite gets answers from that target,
-seen from the other end of its address."""
+"""--harness-contract-target: the stub a contract suite gets answers from the chosen
+target, seen from the other end of its address: this process (in-process), a
+`python -m user` process that logs the call (process), or the kit/user:local container
+that publishes the address and logs it (image).
+
+The first test checks the session's own target: in-process under `make test`, the image
+in .ci/run's image step (which names this file). The second runs it in a pytest of its
+own with the process target, so that each run checks a booted service too."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +24,7 @@ import grpc
 import pytest
 
 from contracts.support import expect_status
-from harness import ContractTarget, ServiceStacks
+from harness import SOURCE_DIGEST_LABEL, ContractTarget, ServiceSpec, ServiceStacks
 from user.v1 import user_pb2 as pb
 
 if TYPE_CHECKING:
@@ -60,15 +67,29 @@ def process_at(address: str) -> tuple[int, list[str]]:
     return pid, Path(f"/proc/{pid}/cmdline").read_text().rstrip("\0").split("\0")
 
 
-def images_publishing(address: str) -> list[str]:
-    """The images of the running containers that publish ``address``'s port."""
-    return subprocess.run(
-        ["docker", "ps", "--filter", f"publish={port_of(address)}", "--format", "{{.Image}}"],
+def containers_publishing(address: str) -> list[tuple[str, str]]:
+    """The image (as the container was created from it) and the source-digest label of
+    each running container that publishes ``address``'s port."""
+    ids = subprocess.run(
+        ["docker", "ps", "--quiet", "--filter", f"publish={port_of(address)}"],
         capture_output=True,
         text=True,
         check=True,
         timeout=30,
     ).stdout.split()
+    found = []
+    for container in ids:
+        config = json.loads(
+            subprocess.run(
+                ["docker", "inspect", "--format", "{{json .Config}}", container],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=30,
+            ).stdout
+        )
+        found.append((config["Image"], (config.get("Labels") or {}).get(SOURCE_DIGEST_LABEL, "")))
+    return found
 
 
 async def answered_in_log(logs: Callable[[], str], line: str) -> None:
@@ -79,7 +100,7 @@ async def answered_in_log(logs: Callable[[], str], line: str) -> None:
     raise AssertionError(f"{line!r} is not in the service's log:\n{logs()}")
 
 
-async def test_the_user_stub_reaches_the_contract_target(
+async def test_the_user_stub_reaches_the_sessions_target(
     user_stub: UserServiceAsyncStub,
     harness_contract_target: ContractTarget,
     request: pytest.FixtureRequest,
@@ -103,6 +124,45 @@ async def test_the_user_stub_reaches_the_contract_target(
         assert command[1:3] == ["-m", "user"], command
         print(f"probe: process {pid} ({' '.join(command)}) at {address}")
         return
-    images = images_publishing(address)
-    assert images == ["kit/user:local"], images
-    print(f"probe: container of kit/user:local at {address}")
+    specs: list[ServiceSpec] = request.getfixturevalue("harness_services")
+    (user,) = [spec for spec in specs if spec.name == "user"]
+    assert containers_publishing(address) == [("kit/user:local", user.source_digest)]
+    print(f"probe: container of kit/user:local (this checkout's code) at {address}")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# its run picks its own target (and backend): CI's second run, on the process backend,
+# would repeat it exactly
+@pytest.mark.inner_run
+def test_the_process_target_in_a_run_of_its_own(harness_contract_target: ContractTarget) -> None:
+    if harness_contract_target is ContractTarget.PROCESS:
+        pytest.skip("this session's target is process: the test above checked it")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"{Path(__file__).relative_to(ROOT)}::test_the_user_stub_reaches_the_sessions_target",
+            "--harness-contract-target=process",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "0",
+            "-s",
+            "-q",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "1 passed" in output
+    assert "probe: process " in output
+    assert "-m user) at 127.0.0.1:" in output
