@@ -101,6 +101,12 @@ def test_the_dockerfile_of_a_plain_project(project: Path) -> None:
     assert 'CMD ["python", "-m", "notes.server"]' in text
     assert "NOTES_GRPC_PORT=50071" in text
     assert "--require-hashes" not in text  # pinned from the environment: no hashes
+    # every service of the project needs the same: one requirements file, one wheelhouse,
+    # so the images share their dependency layers
+    tags = dockerfile(workspace, workspace.members["tags"])
+    for shared in ("COPY build/requirements/project.txt", "COPY build/wheelhouse/project/"):
+        assert shared in text
+        assert shared in tags
     (project / "uv.lock").write_text("version = 1\n")
     assert "--require-hashes" in dockerfile(Workspace.read(project), workspace.members["notes"])
 

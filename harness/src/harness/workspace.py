@@ -154,6 +154,12 @@ class Workspace:
         requirements = tuple(config.get("project", {}).get("dependencies", []))
         return cls(root, members, repository, requirements, plain=True)
 
+    def requirements_name(self, name: str) -> str:
+        """What the third-party requirements and wheelhouse of ``name``'s image are called:
+        its own name in a workspace; ``project`` in a plain project, whose services all
+        need the same (so their images share the dependency layers)."""
+        return "project" if self.plain else name
+
     def closure(self, name: str) -> list[Member]:
         """``name`` and every member it depends on, dependencies first."""
         ordered: list[Member] = []

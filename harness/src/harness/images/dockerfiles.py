@@ -26,6 +26,7 @@ APP_UID = 10001
 def dockerfile(workspace: Workspace, service: Member) -> str:
     members = workspace.closure(service.name)
     prefix = service.name.upper()
+    requirements = workspace.requirements_name(service.name)
     sources = list(dict.fromkeys(str(m.path / "src") for m in members))  # dependencies first
     copies = "\n".join(f"COPY {source}/ /app/" for source in sources)
     names = ", ".join(m.name for m in members)
@@ -34,7 +35,11 @@ def dockerfile(workspace: Workspace, service: Member) -> str:
         if workspace.plain
         else f"Holds {service.name} and the workspace members it depends on ({names})."
     )
-    origin = "uv.lock" if workspace.locked else "the environment that ran kit-images"
+    origin = (
+        f"uv.lock only: rebuilt when they change what\n# {service.name} needs"
+        if workspace.locked
+        else "the versions of the environment that ran kit-images:\n# rebuilt when they change"
+    )
     # hashes come with a lock; pins from an environment are found by name and version
     hashes = " --require-hashes" if workspace.locked else ""
     if service.http_port is not None:  # an HTTP service: GET /healthz
@@ -51,11 +56,10 @@ def dockerfile(workspace: Workspace, service: Member) -> str:
 # Build it with `kit-images build`, which exports the requirements and the wheels first.
 ARG PYTHON_IMAGE=python:3.11-slim
 
-# Third-party dependencies, from {origin} only: rebuilt when they change what
-# {service.name} needs, never when its code changes (the cargo-chef split).
+# Third-party dependencies, from {origin}, never when its code changes (the cargo-chef split).
 FROM ${{PYTHON_IMAGE}} AS dependencies
-COPY build/requirements/{service.name}.txt /tmp/requirements.txt
-COPY build/wheelhouse/{service.name}/ /tmp/wheels/
+COPY build/requirements/{requirements}.txt /tmp/requirements.txt
+COPY build/wheelhouse/{requirements}/ /tmp/wheels/
 RUN python3 -m venv /venv \\
  && /venv/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels \\
      {hashes} --no-deps -r /tmp/requirements.txt

@@ -131,8 +131,9 @@ def service_requirements(workspace: Workspace, service: Member) -> Requirements:
     installed; a plain project's own code is its src/, copied too)."""
     folder = workspace.root / "build" / "requirements"
     folder.mkdir(parents=True, exist_ok=True)
-    image = folder / f"{service.name}.txt"
-    host = folder / f"{service.name}.host.txt"
+    name = workspace.requirements_name(service.name)
+    image = folder / f"{name}.txt"
+    host = folder / f"{name}.host.txt"
     if workspace.locked:
         if workspace.plain:
             _export(workspace, image, "--no-dev", "--no-emit-project")

@@ -56,13 +56,13 @@ NAMES_SHOWN = 3  # changed files named in a reason; the rest are counted
 def fill_wheelhouse(
     progress: Progress,
     root: Path,
-    service: Member,
+    name: str,
     requirements: Requirements,
     find_links: list[str],
 ) -> Path:
     """Wheels for every requirement, fetched (or built) on the host: the image build
     then installs with --no-index and needs no network at all."""
-    wheelhouse = root / "build" / "wheelhouse" / service.name
+    wheelhouse = root / "build" / "wheelhouse" / name
     stamp = wheelhouse / ".requirements.sha256"
     digest = hashlib.sha256(requirements.host.read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == digest:
@@ -72,7 +72,7 @@ def fill_wheelhouse(
     hashes = ["--require-hashes"] if "--hash=" in requirements.host.read_text() else []
     links = [option for link in find_links for option in ("--find-links", link)]
     # pip from PyPI through `uv tool run` (uvx): the same pip everywhere, whatever the machine has.
-    with progress.step(f"{service.name}: wheels of its dependencies") as step:
+    with progress.step(f"{name}: wheels of its dependencies") as step:
         finished = run_streamed(
             step,
             [
@@ -84,7 +84,7 @@ def fill_wheelhouse(
         )  # fmt: skip
     if finished.returncode != 0:
         raise ImageError(
-            f"filling the wheelhouse of {service.name} failed; the last lines:\n{finished.tail}\n"
+            f"filling the wheelhouse of {name} failed; the last lines:\n{finished.tail}\n"
             "Remedy: the host needs PyPI (or PIP_FIND_LINKS / PIP_INDEX_URL / --find-links "
             "pointing at a mirror or a folder of wheels, the air-gapped mode)."
         )
@@ -210,7 +210,8 @@ def build_service(
 ) -> Outcome:
     started = time.monotonic()
     if plan.reasons:
-        fill_wheelhouse(progress, workspace.root, plan.service, plan.requirements, find_links)
+        name = workspace.requirements_name(plan.service.name)
+        fill_wheelhouse(progress, workspace.root, name, plan.requirements, find_links)
         with progress.step(f"{plan.tag}: docker build") as step:
             docker_build(
                 step,

@@ -1,0 +1,1 @@
+"""The notes service: short notes with tags, which the tags service spells."""

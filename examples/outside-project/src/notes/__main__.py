@@ -1,0 +1,3 @@
+from notes.service import main
+
+main()

@@ -1,0 +1,3 @@
+from tags.service import main
+
+main()
