@@ -118,7 +118,7 @@ def main() -> int:
     if "UV" not in os.environ and shutil.which("uv") is None and tools_uv.exists():
         os.environ["UV"] = str(tools_uv)
     extras = {"traefik": ("build the local Traefik image (compose profile edge)", _traefik)}
-    return images_main(default_root=ROOT, extras=extras)
+    return images_main(default_root=ROOT, extras=extras, prog="scripts/images.py")
 
 
 def _traefik(progress: Progress) -> None:

@@ -36,7 +36,7 @@ from harness.errors import WorkspaceError
 __all__ = ["SOURCE_DIGEST_LABEL", "Member", "Workspace"]
 
 # The image label that names the sources an image was built from (Workspace.source_digest):
-# scripts/images.py sets it, the docker backend refuses an image whose label disagrees
+# kit-images (harness.images) sets it, the docker backend refuses an image whose label disagrees
 # with the checkout, rather than test old code.
 SOURCE_DIGEST_LABEL = "kit.source-digest"
 

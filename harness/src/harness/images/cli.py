@@ -73,8 +73,11 @@ def dockerfiles_command(root: Path, *, check: bool) -> int:
     return 0
 
 
-def parser(default_root: Path, extras: Mapping[str, Extra]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kit-images", description=(__doc__ or "").splitlines()[0])
+DESCRIPTION = "The Dockerfiles, content-tagged images and local base images of a project."
+
+
+def parser(default_root: Path, extras: Mapping[str, Extra], prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
     parser.add_argument(
         "--progress",
         choices=["auto", *(m.value for m in Mode)],
@@ -139,9 +142,10 @@ def main(
     *,
     default_root: Path | None = None,
     extras: Mapping[str, Extra] | None = None,
+    prog: str = "kit-images",
 ) -> int:
     extras = extras or {}
-    args = parser(default_root or Path.cwd(), extras).parse_args(argv)
+    args = parser(default_root or Path.cwd(), extras, prog).parse_args(argv)
     if args.command == "dockerfiles":
         return dockerfiles_command(args.root, check=args.check)
     as_json = args.command == "build" and args.json

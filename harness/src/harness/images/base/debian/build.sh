@@ -49,7 +49,7 @@ rootfs=$(mktemp -d /tmp/kit-rootfs.XXXXXX)
 trap 'rm -rf "$rootfs"' EXIT
 
 echo "debootstrap $suite from $mirror"
-# Its output as it goes (I: Retrieving..., I: Unpacking...): scripts/images.py shows the
+# Its output as it goes (I: Retrieving..., I: Unpacking...): kit-images base shows the
 # latest line as the step in progress, and the last ones when it fails.
 debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" 2>&1
 
