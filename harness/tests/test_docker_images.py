@@ -14,6 +14,7 @@ from docker.models.images import Image
 
 from harness import SOURCE_DIGEST_LABEL, DockerBackendError, ServiceSpec
 from harness.backends.containers import current_image, require_current_image, require_image
+from harness.config import get_config
 
 BUILT_FROM = "digest-of-the-code-the-image-holds"
 LABELLED = {SOURCE_DIGEST_LABEL: BUILT_FROM, "org.example.other": "x"}
@@ -119,3 +120,20 @@ def test_another_checkouts_local_tag_gives_way_to_this_checkouts_content_tag() -
         for image in client.images.list(name=repository):
             client.images.remove(str(image.id), force=True)
         client.close()
+
+
+@pytest.mark.parametrize(
+    ("ini", "args", "expected"),
+    [
+        ("", [], "kit-images build"),
+        ("harness_images_command = make images\n", [], "make images"),
+        ("harness_images_command = make images\n", ["--harness-images-command=just x"], "just x"),
+    ],
+    ids=["default", "ini", "command line"],
+)
+def test_the_images_command_is_a_setting(
+    pytester: pytest.Pytester, ini: str, args: list[str], expected: str
+) -> None:
+    pytester.makeini(f"[pytest]\nasyncio_default_fixture_loop_scope = session\n{ini}")
+    config = pytester.parseconfigure(*args)
+    assert get_config(config).images_command == expected
