@@ -308,6 +308,21 @@ def dummy_stub(
 
 
 @pytest.fixture
+def contract_channels(
+    request: pytest.FixtureRequest, harness_contract_target: ContractTarget
+) -> dict[str, grpc.aio.Channel]:
+    """A channel to each service on the contract target, over empty databases (for the
+    suites over every service: hostile input, fuzzing). The user service is the one dummy
+    asks, as ``new_owner``'s is."""
+    target = harness_contract_target
+    return {
+        "auth": contract_channel(request, target, "auth", in_process="auth_channel"),
+        "user": contract_channel(request, target, "user", in_process="user_channel", stack="dummy"),
+        "dummy": contract_channel(request, target, "dummy", in_process="dummy_channel"),
+    }
+
+
+@pytest.fixture
 def new_owner(request: pytest.FixtureRequest, harness_contract_target: ContractTarget) -> NewOwner:
     """A new user of the user service the dummy service asks: its id owns entities."""
     users = UserClient(

@@ -95,14 +95,10 @@ KNOWN_VALUES: dict[str, Callable[[grpc.aio.Channel, NewOwner], Awaitable[Known]]
 
 
 @pytest.fixture
-def channels(
-    auth_channel: grpc.aio.Channel,
-    user_channel: grpc.aio.Channel,
-    dummy_channel: grpc.aio.Channel,
-    clean_service_state: None,
-) -> dict[str, grpc.aio.Channel]:
-    """A channel to each implementation under test, over empty databases."""
-    return {"auth": auth_channel, "user": user_channel, "dummy": dummy_channel}
+def channels(contract_channels: dict[str, grpc.aio.Channel]) -> dict[str, grpc.aio.Channel]:
+    """A channel to each implementation under test (on the contract target), over empty
+    databases."""
+    return contract_channels
 
 
 def test_every_rpc_declares_the_codes_it_may_answer() -> None:

@@ -114,14 +114,10 @@ def hostile_requests(method: MethodDescriptor, owner_id: str) -> Iterator[tuple[
 
 
 @pytest.fixture
-def channels(
-    auth_channel: grpc.aio.Channel,
-    user_channel: grpc.aio.Channel,
-    dummy_channel: grpc.aio.Channel,
-    clean_service_state: None,
-) -> dict[str, grpc.aio.Channel]:
-    """A channel to each implementation under test, over empty databases."""
-    return {"auth": auth_channel, "user": user_channel, "dummy": dummy_channel}
+def channels(contract_channels: dict[str, grpc.aio.Channel]) -> dict[str, grpc.aio.Channel]:
+    """A channel to each implementation under test (on the contract target), over empty
+    databases."""
+    return contract_channels
 
 
 def call(channel: grpc.aio.Channel, service: ServiceDescriptor, method: MethodDescriptor) -> Any:

@@ -21,7 +21,7 @@ from fixtures.factories import (
     CreateSessionRequestFactory,
     CreateUserRequestFactory,
 )
-from fixtures.inprocess import InProcess, NewOwner
+from fixtures.inprocess import InProcess
 from harness import ServiceProcess, ServiceStartError
 from user.v1 import user_pb2, user_pb2_grpc
 
@@ -64,8 +64,8 @@ REAL_REQUESTS: dict[str, tuple[str, Callable[[grpc.aio.Channel, str], Awaitable[
 async def test_service_serves_and_stops_cleanly_on_sigterm(
     service: str,
     clean_databases: Mapping[str, str],
+    clean_service_state: None,
     user_service: InProcess,
-    new_owner: NewOwner,
     tmp_path: Path,
 ) -> None:
     full_name, real_request = REAL_REQUESTS[service]
@@ -88,7 +88,11 @@ async def test_service_serves_and_stops_cleanly_on_sigterm(
             for name in ("", full_name):
                 answer = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
                 assert answer.status == health_pb2.HealthCheckResponse.SERVING
-            await real_request(channel, await new_owner())
+            # an owner the in-process user service knows (whatever the contract target)
+            owner = await user_pb2_grpc.UserServiceStub(user_service.channel).CreateUser(
+                CreateUserRequestFactory.build()
+            )
+            await real_request(channel, owner.user.id)
             reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
             async for reply in reflection.ServerReflectionInfo(
                 iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
