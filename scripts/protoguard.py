@@ -117,7 +117,7 @@ def main_merge_base(root: Path) -> tuple[str | None, str]:
     if git(root, "rev-parse", "--is-inside-work-tree").stdout.strip() != "true":
         return None, "not a git repository"
     if git(root, "rev-parse", "--is-shallow-repository").stdout.strip() == "true":
-        return None, "a shallow clone (no history to find the merge base in)"
+        return None, "a shallow clone, without the history to find the merge base in"
     for ref in MAIN_REFS:
         if git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").returncode != 0:
             continue
