@@ -31,7 +31,16 @@ Node: TypeAlias = str | list["Node"] | dict[str, "Node"]
 
 REQUIRED_JOBS = {"lint", "unit", "contracts", "images", "integration", "integration-process"}
 # Folders of this repository a `run:` may name; each named path must exist.
-TRACKED = ("scripts/", "images/", "contracts/", "tests/", "services/", "packages/", "harness/")
+TRACKED = (
+    "scripts/",
+    "images/",
+    "contracts/",
+    "tests/",
+    "services/",
+    "packages/",
+    "harness/",
+    "examples/",
+)
 MATRIX_EXPRESSION = re.compile(r"\$\{\{\s*matrix\.([\w-]+)\s*\}\}")
 EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 
