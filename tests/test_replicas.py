@@ -280,3 +280,27 @@ async def test_a_post_retried_through_the_gateway_creates_one_entity_whichever_r
     assert len(ids) == 1
     listed = (await browser.get("/entities")).json()["entities"]
     assert [entity["name"] for entity in listed] == ["retried"]
+
+
+# ------------------------------------------------------------------ one replica down
+
+
+async def test_when_one_user_replica_dies_the_callers_go_on_with_the_other(
+    stack: StackView, traces: TraceReceiver
+) -> None:
+    owner_id = await new_user(stack, "survivor@example.com")
+    dummy = stack.stub("dummy", dummy_pb2_grpc.DummyServiceStub, replica=0)
+
+    async def create() -> None:
+        for _ in range(CALLS):
+            await dummy.CreateEntity(
+                dummy_pb2.CreateEntityRequest(owner_id=owner_id, name="checked"), timeout=TIMEOUT
+            )
+
+    await until_both_answer(traces, "user", "user.v1.UserService/GetUser", create)
+    await stack.service("user", replica=1).akill()
+    traces.clear()
+    await create()  # every call answered: the dead replica's connection is left out
+    trace = await everything_sent(traces)
+    assert trace.instances("user", "user.v1.UserService/GetUser") == {"user-0": CALLS}
+    assert stack.stack.faults == {"user-1": ("down",)}
