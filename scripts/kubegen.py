@@ -236,6 +236,15 @@ def secret_env(service: Service) -> list[dict[str, Any]]:
     return env
 
 
+# Each pod's spans name it (the resource's service.instance.id, as the harness names
+# each replica of a stack): a trace shows which replica answered. Kubernetes expands
+# $(POD_NAME) from the variable defined before it, the pod's name (downward API).
+INSTANCE_ENV = [
+    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    {"name": "OTEL_RESOURCE_ATTRIBUTES", "value": "service.instance.id=$(POD_NAME)"},
+]
+
+
 def secret_ref(variable: str, secret: str, key: str, *, optional: bool = False) -> dict[str, Any]:
     reference: dict[str, Any] = {"name": secret, "key": key}
     if optional:
@@ -280,7 +289,7 @@ def deployment(service: Service) -> dict[str, Any]:
         "imagePullPolicy": "IfNotPresent",  # content-tagged images never change
         "ports": [{"name": service.port_name, "containerPort": service.port}],
         "envFrom": [{"configMapRef": {"name": f"{service.name}-config"}}],
-        **({"env": secret_env(service)} if secret_env(service) else {}),
+        "env": [*secret_env(service), *INSTANCE_ENV],
         **probes(service),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
         "resources": RESOURCES,

@@ -154,6 +154,18 @@ def test_the_grace_period_covers_the_drain(tree: str, name: str) -> None:
 
 
 @pytest.mark.parametrize(("tree", "name"), deployment_cases())
+def test_each_pod_names_its_spans(tree: str, name: str) -> None:
+    """service.instance.id is the pod's name: a trace shows which replica answered."""
+    (container,) = deployment(tree, name)["spec"]["template"]["spec"]["containers"]
+    env = [(e["name"], e.get("value"), e.get("valueFrom")) for e in container["env"]]
+    pod_name = ("POD_NAME", None, {"fieldRef": {"fieldPath": "metadata.name"}})
+    instance = ("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=$(POD_NAME)", None)
+    assert pod_name in env
+    assert instance in env
+    assert env.index(pod_name) < env.index(instance)  # $(VAR) sees only earlier ones
+
+
+@pytest.mark.parametrize(("tree", "name"), deployment_cases())
 def test_secrets_only_by_reference(tree: str, name: str) -> None:
     """No value of a secret in a manifest: the database URL and the OAuth credentials come
     from secretKeyRef, and no ConfigMap holds a name that looks like a secret."""
@@ -162,7 +174,8 @@ def test_secrets_only_by_reference(tree: str, name: str) -> None:
     from_secrets = {
         e["name"] for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})
     }
-    assert all("value" not in e for e in container.get("env", [])), container["env"]
+    literal = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    assert literal == {"OTEL_RESOURCE_ATTRIBUTES": "service.instance.id=$(POD_NAME)"}
     expected = set() if GRAPH[name].http else {f"{name.upper()}_DATABASE_URL"}
     if name == "auth":
         expected |= OAUTH_VARIABLES
