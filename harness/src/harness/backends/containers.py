@@ -50,15 +50,23 @@ def reap_stale_resources(client: docker.DockerClient) -> list[str]:
     """Remove the containers, then the networks, of harness runs whose process is gone."""
     reaped: list[str] = []
 
-    for container in client.containers.list(all=True, filters={"label": LABEL}):
+    # Other sessions (xdist workers starting together) reap at the same time and runs end:
+    # a container or network gone between the listing and its removal is not an error.
+    containers = client.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True)
+    for container in containers:
         if owner_gone(container.labels.get(OWNER_LABEL, "")):
-            container.remove(force=True, v=True)
+            try:
+                container.remove(force=True, v=True)
+            except NotFound:
+                continue
             reaped.append(f"container {container.name}")
     for network in client.networks.list(filters={"label": LABEL}):
         if owner_gone(network.attrs.get("Labels", {}).get(OWNER_LABEL, "")):
             try:
                 network.remove()
                 reaped.append(f"network {network.name}")
+            except NotFound:
+                pass  # another session reaped it first
             except APIError:
                 pass  # still in use by a container of a live run: not stale after all
     return reaped
