@@ -286,7 +286,10 @@ async def test_a_cut_database_link_is_unavailable_until_restored(stack):
 @LINKED
 async def test_the_next_test_gets_every_link_restored(stack):
     assert stack.link("dummy", "user").faults == ()
-    assert stack.link("dummy", "user").stats.connections == 0  # counted from this test on
+    # Counted from this test on: the earlier tests opened several connections through it
+    # (a reset link reconnects); at most one may be here already, dummy's own reconnection
+    # once the link left cut was restored, which runs on dummy's clock, not the test's.
+    assert stack.link("dummy", "user").stats.connections <= 1
     owner_id = await eventually(lambda: new_owner(stack))
     assert (await eventually(lambda: create_entity(stack, owner_id))).owner_id == owner_id
 
