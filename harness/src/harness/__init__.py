@@ -67,6 +67,7 @@ from harness.mocks import (
     GrpcMock,
     GrpcMocks,
     Metadata,
+    StreamBehaviour,
     Verification,
 )
 from harness.postgres import (
@@ -161,6 +162,7 @@ __all__ = [
     "StackError",
     "StackRequest",
     "StackView",
+    "StreamBehaviour",
     "Trace",
     "TraceAssertionError",
     "TraceReceiver",

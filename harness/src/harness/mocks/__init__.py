@@ -8,6 +8,8 @@
     async with users.channel() as channel:  # an in-process server on 127.0.0.1, port 0
         ...                                  # the code under test calls through `channel`
     users.verify(lambda stub: stub.GetUser).called_once_with(user_pb2.GetUserRequest(id=...))
+    # a server-streaming RPC: its messages in order, then (here) a status
+    feed.when(lambda stub: stub.WatchTicks).streams([tick1, tick2]).fails(UNAVAILABLE)
 
 RPCs are selected with a lambda over the service's generated *AsyncStub*: under
 ``mypy --strict`` an RPC that does not exist is an attribute error and the response
@@ -32,7 +34,9 @@ used wrongly (raised at once), :class:`UnknownRpcError` for an RPC the service l
 The modules: ``mock`` (the facade tests use: :class:`GrpcMock`, :class:`GrpcMocks`),
 ``service`` (the service read from its descriptor, with each RPC's declared status
 codes, and the stub proxy), ``script`` (what the mock was programmed with and received,
-under one lock, and :class:`Behaviour`), ``verification`` (:class:`Verification`),
+under one lock, and :class:`Behaviour`), ``streams`` (:class:`StreamBehaviour`, what a
+server-streaming RPC is programmed with, and the sending of its stream),
+``verification`` (:class:`Verification`),
 ``serving`` (the serving half).
 """
 
@@ -41,6 +45,7 @@ from __future__ import annotations
 from harness.mocks.mock import GrpcMock, GrpcMocks
 from harness.mocks.script import Abort, Behaviour, Call
 from harness.mocks.service import Metadata
+from harness.mocks.streams import StreamBehaviour
 from harness.mocks.verification import Verification
 
 __all__ = [
@@ -50,5 +55,6 @@ __all__ = [
     "GrpcMock",
     "GrpcMocks",
     "Metadata",
+    "StreamBehaviour",
     "Verification",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, cast, overload
 
 import grpc
 from google.protobuf.message import Message
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 from harness.mocks.script import Behaviour, Call, Script
 from harness.mocks.service import Rpc, RpcRef, StubProxy, rpcs_of, service_of_stub
 from harness.mocks.serving import MockServer
+from harness.mocks.streams import StreamBehaviour
 from harness.mocks.verification import Verification
 
 __all__ = [
@@ -36,6 +37,11 @@ Stub = TypeVar("Stub")
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 
+# What a selector lambda gives: an RPC of the AsyncStub, unary or server-streaming.
+_Multi: TypeAlias = (
+    grpc.aio.UnaryUnaryMultiCallable[Req, Resp] | grpc.aio.UnaryStreamMultiCallable[Req, Resp]
+)
+
 
 class GrpcMock(Generic[Stub]):
     """A programmable stand-in for one gRPC service, built from its descriptor.
@@ -44,9 +50,10 @@ class GrpcMock(Generic[Stub]):
     infers it from the stub class; with the constructor, annotate the variable, e.g.
     ``mock: GrpcMock[UserServiceAsyncStub] = GrpcMock(descriptor)``.
 
-    Every RPC of the service gets a handler; unary-unary RPCs can be programmed.
-    Streaming RPCs cannot (a :class:`MockError` at ``when()``, a type error under mypy):
-    calls to them are answered UNIMPLEMENTED and not recorded.
+    Every RPC of the service gets a handler; unary-unary and server-streaming RPCs can be
+    programmed (``when()`` gives a :class:`Behaviour` or a :class:`StreamBehaviour`).
+    Client- and bidirectional-streaming RPCs cannot (a :class:`MockError` at ``when()``, a
+    type error under mypy): calls to them are answered UNIMPLEMENTED and not recorded.
 
     ``fails()`` and :class:`Abort` take the error codes each RPC declares in its
     contract's ``(kit.v1.may_return)`` option (:meth:`declared_codes`), and DEADLINE_EXCEEDED
@@ -88,7 +95,7 @@ class GrpcMock(Generic[Stub]):
         return tuple(self._rpcs)
 
     def declared_codes(
-        self, rpc: Callable[[Stub], grpc.aio.UnaryUnaryMultiCallable[Req, Resp]]
+        self, rpc: Callable[[Stub], _Multi[Req, Resp]]
     ) -> frozenset[grpc.StatusCode] | None:
         """The error codes the selected RPC declares in its contract's
         ``(kit.v1.may_return)`` option; None when it has no such option."""
@@ -105,24 +112,39 @@ class GrpcMock(Generic[Stub]):
                 f"{selected!r}"
             )
         rpc = selected.rpc
-        if programmable and rpc.streaming:
+        if programmable and rpc.descriptor.client_streaming:
             raise MockError(
                 f"{self.service_name}.{rpc.name} is {rpc.streaming}; harness.mocks programs "
-                "and records unary-unary RPCs only"
+                "and records unary-unary and server-streaming RPCs only"
             )
         return rpc
 
     # -- programming ------------------------------------------------------------------------
 
+    @overload
     def when(
         self, rpc: Callable[[Stub], grpc.aio.UnaryUnaryMultiCallable[Req, Resp]]
-    ) -> Behaviour[Req, Resp]:
+    ) -> Behaviour[Req, Resp]: ...
+
+    @overload
+    def when(
+        self, rpc: Callable[[Stub], grpc.aio.UnaryStreamMultiCallable[Req, Resp]]
+    ) -> StreamBehaviour[Req, Resp]: ...
+
+    def when(
+        self, rpc: Callable[[Stub], _Multi[Req, Resp]]
+    ) -> Behaviour[Req, Resp] | StreamBehaviour[Req, Resp]:
         """Program an RPC, replacing what it was programmed with before.
 
-        ``rpc`` selects it from the stub: ``mock.when(lambda stub: stub.GetUser)``.
+        ``rpc`` selects it from the stub: ``mock.when(lambda stub: stub.GetUser)``. A
+        unary RPC gets a :class:`Behaviour` (``returns``, ``responds``, ``fails``), a
+        server-streaming one a :class:`StreamBehaviour` (``streams``, ``fails``).
         """
         selected = self._select(rpc)
-        return Behaviour(self._script, selected, self._script.program(selected))
+        steps = self._script.program(selected)
+        if selected.streaming:
+            return StreamBehaviour(self._script, selected, steps)
+        return Behaviour(self._script, selected, steps)
 
     def reset(self) -> None:
         """Forget every programmed behaviour, every recorded call and every error."""
@@ -130,9 +152,7 @@ class GrpcMock(Generic[Stub]):
 
     # -- recording and verification -------------------------------------------------------
 
-    def calls(
-        self, rpc: Callable[[Stub], grpc.aio.UnaryUnaryMultiCallable[Req, Resp]]
-    ) -> list[Call[Req]]:
+    def calls(self, rpc: Callable[[Stub], _Multi[Req, Resp]]) -> list[Call[Req]]:
         """The calls the selected RPC received, oldest first."""
         return cast("list[Call[Req]]", self._script.calls_of(self._select(rpc)))
 
@@ -140,9 +160,7 @@ class GrpcMock(Generic[Stub]):
         """Every call the mock received, oldest first."""
         return self._script.all_calls()
 
-    def verify(
-        self, rpc: Callable[[Stub], grpc.aio.UnaryUnaryMultiCallable[Req, Resp]]
-    ) -> Verification[Req]:
+    def verify(self, rpc: Callable[[Stub], _Multi[Req, Resp]]) -> Verification[Req]:
         """Expectations on the selected RPC's calls: ``mock.verify(...).called_once_with(r)``."""
         return Verification(self._script, self._select(rpc))
 

@@ -40,7 +40,10 @@ __all__ = [
     "Returns",
     "Script",
     "Step",
+    "Steps",
+    "Streams",
     "check_response",
+    "copy_response",
 ]
 
 
@@ -114,13 +117,28 @@ class Fails:
         return f"fails({self.code.name}, {self.details!r})"
 
 
-Outcome: TypeAlias = Returns | Responds | Fails
+@dataclass(frozen=True)
+class Streams:
+    """A server-streaming RPC's outcome: its messages in order, then OK or ``failure``."""
+
+    messages: tuple[Message, ...]
+    failure: Fails | None = None
+
+    def describe(self) -> str:
+        count = len(self.messages)
+        parts = [f"streams({count} message{'' if count == 1 else 's'})"] if count else []
+        if self.failure is not None:
+            parts.append(self.failure.describe())
+        return ".".join(parts)
+
+
+Outcome: TypeAlias = Returns | Responds | Fails | Streams
 
 
 @dataclass
 class Step:
     outcome: Outcome | None = None
-    delay: float = 0.0
+    delay: float = 0.0  # before the outcome; in a stream, before each message and the failure
     times: int | None = None  # None: once if another step follows, else every call
     used: int = 0
 
@@ -245,15 +263,11 @@ class Script:
             )
 
 
-class Behaviour(Generic[Req, Resp]):
-    """How one RPC answers, from ``mock.when(...)``; every method returns the behaviour.
+class Steps(Generic[Req, Resp]):
+    """What :class:`Behaviour` and a stream's behaviour share: the steps of one RPC's
+    program, each with its outcome, ``delays``, ``times``, and ``then()`` between them."""
 
-    A behaviour is a sequence of steps, each with one outcome (``returns``, ``responds``
-    or ``fails``), an optional ``delays`` and an optional ``times``; ``then()`` starts the
-    next step. Calls take the steps in order: a step answers ``times(n)`` calls, or one
-    call when another step follows it, or every remaining call when it is the last one.
-    Calls after the last step is used up get UNIMPLEMENTED saying so.
-    """
+    OUTCOMES = ".returns(), .responds() or .fails()"  # how a step gets its outcome
 
     def __init__(self, script: Script, rpc: Rpc, steps: list[Step]) -> None:
         self._script = script
@@ -262,14 +276,80 @@ class Behaviour(Generic[Req, Resp]):
 
     def __repr__(self) -> str:
         steps = ".then().".join(step.describe() for step in self._steps)
-        return f"<Behaviour {self._rpc.name}: {steps}>"
+        return f"<{type(self).__name__} {self._rpc.name}: {steps}>"
+
+    def delays(self, seconds: float) -> Self:
+        """Wait ``seconds`` before answering (with this step's outcome)."""
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+            raise MockError(f"delays() takes a number of seconds >= 0, got {seconds!r}")
+        with self._script.lock:
+            self._steps[-1].delay = float(seconds)
+        return self
+
+    def times(self, count: int) -> Self:
+        """Let this step answer ``count`` calls; the next step (or UNIMPLEMENTED) follows."""
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise MockError(f"times() takes a count >= 1, got {count!r}")
+        with self._script.lock:
+            self._steps[-1].times = count
+        return self
+
+    def then(self) -> Self:
+        """Start the next step: what the calls after this step's ones get."""
+        with self._script.lock:
+            if self._steps[-1].outcome is None:
+                raise MockError(
+                    f"{self._rpc.name}: then() after a step with no outcome; give it "
+                    f"{self.OUTCOMES} first"
+                )
+            self._steps.append(Step())
+        return self
+
+    def _failure(
+        self, code: grpc.StatusCode, details: str, trailing_metadata: Metadata, *, breaks: bool
+    ) -> Fails:
+        self._script.check_code(code, self._rpc, "fails()", breaks_contract=breaks)
+        if not isinstance(details, str):
+            raise MockError(f"fails(): details must be a str, got {details!r}")
+        checked = check_metadata(trailing_metadata, "fails(trailing_metadata=...)")
+        return Fails(code, details, checked)
+
+    def _set_outcome(self, outcome: Outcome) -> Self:
+        with self._script.lock:
+            step = self._steps[-1]
+            if step.outcome is not None:
+                raise MockError(
+                    f"{self._rpc.name}: this step already {step.outcome.describe()}; use "
+                    ".then() to program what the next call gets"
+                )
+            step.outcome = outcome
+        return self
+
+
+class Behaviour(Steps[Req, Resp]):
+    """How one unary RPC answers, from ``mock.when(...)``; every method returns the behaviour.
+
+    A behaviour is a sequence of steps, each with one outcome (``returns``, ``responds``
+    or ``fails``), an optional ``delays`` and an optional ``times``; ``then()`` starts the
+    next step. Calls take the steps in order: a step answers ``times(n)`` calls, or one
+    call when another step follows it, or every remaining call when it is the last one.
+    Calls after the last step is used up get UNIMPLEMENTED saying so.
+    """
+
+    if not TYPE_CHECKING:  # a clear error at run time; mypy says "has no attribute"
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "streams":
+                raise MockError(
+                    f"{self._script.service_name}.{self._rpc.name} is unary: program its "
+                    "response with .returns() or .responds(), not .streams()"
+                )
+            raise AttributeError(name)
 
     def returns(self, response: Resp) -> Self:
         """Answer ``response`` (copied now, so later changes to it do not leak in)."""
         check_response(self._rpc, response, "returns()")
-        copy = self._rpc.response_class()
-        copy.MergeFromString(response.SerializeToString())
-        return self._set_outcome(Returns(copy))
+        return self._set_outcome(Returns(copy_response(self._rpc, response)))
 
     def responds(self, function: Callable[[Call[Req]], Resp | Awaitable[Resp]]) -> Self:
         """Answer what ``function(call)`` returns (sync or async); it may raise :class:`Abort`.
@@ -302,49 +382,15 @@ class Behaviour(Generic[Req, Resp]):
         lets a test give any error code, to see how its caller copes with a provider that
         answers what it promised not to.
         """
-        self._script.check_code(code, self._rpc, "fails()", breaks_contract=breaks_contract)
-        if not isinstance(details, str):
-            raise MockError(f"fails(): details must be a str, got {details!r}")
-        checked = check_metadata(trailing_metadata, "fails(trailing_metadata=...)")
-        return self._set_outcome(Fails(code, details, checked))
+        failure = self._failure(code, details, trailing_metadata, breaks=breaks_contract)
+        return self._set_outcome(failure)
 
-    def delays(self, seconds: float) -> Self:
-        """Wait ``seconds`` before answering (with this step's outcome)."""
-        if not isinstance(seconds, int | float) or seconds < 0:
-            raise MockError(f"delays() takes a number of seconds >= 0, got {seconds!r}")
-        with self._script.lock:
-            self._steps[-1].delay = float(seconds)
-        return self
 
-    def times(self, count: int) -> Self:
-        """Let this step answer ``count`` calls; the next step (or UNIMPLEMENTED) follows."""
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise MockError(f"times() takes a count >= 1, got {count!r}")
-        with self._script.lock:
-            self._steps[-1].times = count
-        return self
-
-    def then(self) -> Self:
-        """Start the next step: what the calls after this step's ones get."""
-        with self._script.lock:
-            if self._steps[-1].outcome is None:
-                raise MockError(
-                    f"{self._rpc.name}: then() after a step with no outcome; give it "
-                    ".returns(), .responds() or .fails() first"
-                )
-            self._steps.append(Step())
-        return self
-
-    def _set_outcome(self, outcome: Outcome) -> Self:
-        with self._script.lock:
-            step = self._steps[-1]
-            if step.outcome is not None:
-                raise MockError(
-                    f"{self._rpc.name}: this step already {step.outcome.describe()}; use "
-                    ".then() to program what the next call gets"
-                )
-            step.outcome = outcome
-        return self
+def copy_response(rpc: Rpc, response: Message) -> Message:
+    """A copy of ``response`` (checked to be the RPC's output) as the RPC's own class."""
+    copy = rpc.response_class()
+    copy.MergeFromString(response.SerializeToString())
+    return copy
 
 
 def check_response(rpc: Rpc, response: object, what: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
@@ -32,9 +32,11 @@ from harness.mocks.script import (
     Responds,
     Returns,
     Script,
+    Step,
     check_response,
 )
 from harness.mocks.service import PREFIX, Metadata, Rpc, check_metadata
+from harness.mocks.streams import send_stream
 
 __all__ = [
     "MockServer",
@@ -75,7 +77,8 @@ class MockServer:
     def service_name(self) -> str:
         return self._service.full_name
 
-    async def _answer(self, rpc: Rpc, raw: bytes, context: _Context) -> Message:
+    async def _receive(self, rpc: Rpc, raw: bytes, context: _Context) -> tuple[Call[Any], Step]:
+        """Parse and record the call; the step that answers it (else abort)."""
         try:
             request = rpc.request_class.FromString(raw)
         except Exception as error:
@@ -90,19 +93,27 @@ class MockServer:
         step = answer.step
         if step is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, answer.unprogrammed)
-        if step.delay:
-            await asyncio.sleep(step.delay)
-        outcome = step.outcome
-        if outcome is None:
+        if step.outcome is None:
+            outcomes = (
+                ".streams() or .fails()" if rpc.streaming else ".returns(), .responds() or .fails()"
+            )
             await context.abort(
                 grpc.StatusCode.UNIMPLEMENTED,
                 f"{PREFIX}: {self.service_name}.{rpc.name} was programmed with when() but no "
-                "outcome; add .returns(), .responds() or .fails()",
+                f"outcome; add {outcomes}",
             )
+        return call, step
+
+    async def _answer(self, rpc: Rpc, raw: bytes, context: _Context) -> Message:
+        call, step = await self._receive(rpc, raw, context)
+        if step.delay:
+            await asyncio.sleep(step.delay)
+        outcome = step.outcome
         if isinstance(outcome, Fails):
             await context.abort(outcome.code, outcome.details, outcome.trailing_metadata)
         if isinstance(outcome, Returns):
             return outcome.response
+        assert isinstance(outcome, Responds), outcome  # when() gives unary RPCs no other
         failure = await self._respond(rpc, outcome, call)
         if isinstance(failure, Message):
             return failure
@@ -143,7 +154,7 @@ class MockServer:
         await context.abort(
             grpc.StatusCode.UNIMPLEMENTED,
             f"{PREFIX}: {self.service_name}.{rpc.name} is {rpc.streaming}; harness.mocks "
-            "answers unary-unary RPCs only",
+            "answers unary-unary and server-streaming RPCs only",
         )
 
     def _handler(self) -> grpc.GenericRpcHandler[Any, Any]:
@@ -161,6 +172,11 @@ class MockServer:
         async def unary(raw: bytes, context: _Context) -> Message:
             return await self._answer(rpc, raw, context)
 
+        async def stream(raw: bytes, context: _Context) -> AsyncIterator[Message]:
+            _, step = await self._receive(rpc, raw, context)
+            async for message in send_stream(step, context):
+                yield message
+
         async def unsupported(request: object, context: _Context) -> None:
             await self._unsupported(rpc, context)
 
@@ -173,7 +189,8 @@ class MockServer:
             return grpc.stream_stream_rpc_method_handler(refusal)
         if rpc.descriptor.client_streaming:
             return grpc.stream_unary_rpc_method_handler(refusal)
-        return grpc.unary_stream_rpc_method_handler(refusal)
+        streamer: Any = stream
+        return grpc.unary_stream_rpc_method_handler(streamer, response_serializer=serialize)
 
     @property
     def address(self) -> str:
