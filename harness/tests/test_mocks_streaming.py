@@ -11,7 +11,6 @@ checking of mock usage is tested by running mypy on a module that imports them.
 from __future__ import annotations
 
 import importlib
-import itertools
 import os
 import subprocess
 import sys
@@ -160,10 +159,13 @@ async def test_the_delay_comes_before_each_message_and_the_failure(
     messages, error = await received(stub, pb2.WatchTicksRequest(ticker="ACME"))
     ended = time.monotonic()
 
-    arrivals = [started] + [at for at, _ in messages] + [ended]
-    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-    assert len(gaps) == 4, messages
-    assert all(gap >= delay * 0.9 for gap in gaps), gaps  # asyncio.sleep may end a bit early
+    # Message k (from 1) cannot arrive before k delays, nor the failure before 4: lower
+    # bounds from the call's start, which a client slow to read (a loaded machine) only
+    # pushes later.
+    arrivals = [at - started for at, _ in messages] + [ended - started]
+    assert len(arrivals) == 4, messages
+    for number, arrival in enumerate(arrivals, start=1):
+        assert arrival >= number * delay * 0.95, (number, arrivals)
     assert error is not None
     assert error.code() is StatusCode.UNAVAILABLE
 
@@ -171,11 +173,13 @@ async def test_the_delay_comes_before_each_message_and_the_failure(
 async def test_a_deadline_shorter_than_the_stream_is_exceeded_mid_stream(
     mock: GrpcMock[Any], stub: Any, pb2: Any
 ) -> None:
-    mock.when(lambda s: s.WatchTicks).streams(ticks(pb2, 5)).delays(0.2)
+    with pytest.raises(grpc.aio.AioRpcError):  # connects the channel first (UNIMPLEMENTED)
+        await stub.GetTick(pb2.GetTickRequest())
+    mock.when(lambda s: s.WatchTicks).streams(ticks(pb2, 8)).delays(0.25)
 
-    messages, error = await received(stub, pb2.WatchTicksRequest(ticker="ACME"), timeout=0.5)
+    messages, error = await received(stub, pb2.WatchTicksRequest(ticker="ACME"), timeout=1.0)
 
-    assert 1 <= len(messages) <= 3, messages
+    assert 1 <= len(messages) < 8, messages
     assert error is not None
     assert error.code() is StatusCode.DEADLINE_EXCEEDED
 
