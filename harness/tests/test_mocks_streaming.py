@@ -10,6 +10,7 @@ checking of mock usage is tested by running mypy on a module that imports them.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import subprocess
@@ -22,7 +23,7 @@ import grpc
 import grpc_tools
 import pytest
 
-from harness import GrpcMock, Metadata, MockError, MockVerificationError
+from harness import Abort, GrpcMock, Metadata, MockError, MockVerificationError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -219,7 +220,7 @@ async def test_an_unprogrammed_or_empty_stream_is_unimplemented_saying_so(
     mock.when(lambda s: s.WatchTicks)
     _, error = await received(stub, pb2.WatchTicksRequest())
     assert error is not None
-    assert "no outcome; add .streams() or .fails()" in (error.details() or "")
+    assert "no outcome; add .streams(), .responds() or .fails()" in (error.details() or "")
 
 
 async def test_an_undeclared_code_is_refused_unless_the_contract_is_broken_on_purpose(
@@ -253,8 +254,6 @@ def test_unary_and_streaming_programming_are_not_mixed_up(mock: GrpcMock[Any], p
     tick = pb2.Tick(ticker="ACME")
     with pytest.raises(MockError, match=r"WatchTicks is server-streaming: .* not \.returns\(\)"):
         mock.when(lambda s: s.WatchTicks).returns(tick)
-    with pytest.raises(MockError, match=r"WatchTicks is server-streaming: .* not \.responds\(\)"):
-        mock.when(lambda s: s.WatchTicks).responds(lambda call: tick)
     with pytest.raises(MockError, match=r"GetTick is unary: .* not \.streams\(\)"):
         mock.when(lambda s: s.GetTick).streams([tick])
     with pytest.raises(AttributeError):
@@ -273,16 +272,98 @@ def test_unary_and_streaming_programming_are_not_mixed_up(mock: GrpcMock[Any], p
             "this step already",
         ),
         (lambda b, pb2: b.then(), "then\\(\\) after a step with no outcome; give it .streams"),
+        (lambda b, pb2: b.streams([]).responds(list), "this step already"),
+        (lambda b, pb2: b.responds(pb2.Tick()), "responds\\(\\) takes a function"),
         (lambda b, pb2: b.delays(-1), "delays\\(\\) takes a number"),
     ],
     ids=["wrong-type", "not-a-list", "streams-twice", "streams-after-fails", "fails-twice",
-         "then-first", "negative-delay"],
+         "then-first", "responds-after-streams", "responds-no-function", "negative-delay"],
 )  # fmt: skip
 def test_stream_programming_mistakes_are_refused_at_once(
     mock: GrpcMock[Any], pb2: Any, program: Any, message: str
 ) -> None:
     with pytest.raises(MockError, match=message):
         program(mock.when(lambda s: s.WatchTicks), pb2)
+
+
+async def test_a_responder_streams_what_it_computes_and_may_abort_after_messages(
+    mock: GrpcMock[Any], stub: Any, pb2: Any
+) -> None:
+    def ticks_of(call: Any) -> Iterator[Any]:
+        for number in (1, 2):
+            yield pb2.Tick(ticker=call.request.ticker, sequence=number)
+        raise Abort(StatusCode.UNAVAILABLE, "feed lost", trailing_metadata=(("at", "2"),))
+
+    mock.when(lambda s: s.WatchTicks).responds(ticks_of).delays(0.05)
+
+    messages, error = await received(stub, pb2.WatchTicksRequest(ticker="XYZ"))
+
+    assert [(m.ticker, m.sequence) for _, m in messages] == [("XYZ", 1), ("XYZ", 2)]
+    assert error is not None
+    assert (error.code(), error.details()) == (StatusCode.UNAVAILABLE, "feed lost")
+    mock.assert_no_errors()
+
+
+async def test_an_async_responder_runs_on_the_loop_that_programmed_it(
+    mock: GrpcMock[Any], stub: Any, pb2: Any
+) -> None:
+    released = asyncio.Event()  # of the test's loop: awaited by the responder
+    loops = []
+
+    async def ticks_of(call: Any) -> AsyncIterator[Any]:
+        loops.append(asyncio.get_running_loop())
+        yield pb2.Tick(sequence=1)
+        await released.wait()
+        yield pb2.Tick(sequence=2)
+
+    mock.when(lambda s: s.WatchTicks).responds(ticks_of)
+    call = stub.WatchTicks(pb2.WatchTicksRequest())
+    first = await call.read()
+    released.set()
+    second = await call.read()
+
+    assert (first.sequence, second.sequence) == (1, 2)
+    assert await call.read() is getattr(grpc.aio, "EOF")  # noqa: B009  (not in grpc-stubs)
+    assert loops == [asyncio.get_running_loop()]
+
+
+@pytest.mark.parametrize(
+    ("responder", "sent", "reason"),
+    [
+        (lambda pb2: lambda call: pb2.Tick(), 0, "returned Tick, not the messages of a stream"),
+        (
+            lambda pb2: lambda call: [pb2.Tick(), pb2.GetTickRequest()],
+            1,
+            "message 1: WatchTicks answers harness_streams.v1.Tick, not "
+            "harness_streams.v1.GetTickRequest",
+        ),
+        (lambda pb2: lambda call: [pb2.Tick(), 1 / 0], 0, "raised ZeroDivisionError"),
+        (
+            lambda pb2: lambda call: iter_then_abort([pb2.Tick()], Abort(StatusCode.NOT_FOUND)),
+            1,
+            "raised Abort: harness_streams.v1.TickerService.WatchTicks does not declare NOT_FOUND",
+        ),
+    ],
+    ids=["a-message-not-a-stream", "wrong-type-mid-stream", "raised", "undeclared-abort"],
+)
+async def test_a_broken_responder_ends_the_stream_unknown_and_is_kept_in_errors(
+    mock: GrpcMock[Any], stub: Any, pb2: Any, responder: Any, sent: int, reason: str
+) -> None:
+    mock.when(lambda s: s.WatchTicks).responds(responder(pb2))
+
+    messages, error = await received(stub, pb2.WatchTicksRequest())
+
+    assert len(messages) == sent
+    assert error is not None
+    assert error.code() is StatusCode.UNKNOWN
+    assert reason in (error.details() or "")
+    assert len(mock.errors) == 1
+    assert reason in mock.errors[0]
+
+
+def iter_then_abort(messages: list[Any], abort: Abort) -> Iterator[Any]:
+    yield from messages
+    raise abort
 
 
 async def test_a_verification_failure_shows_the_requests_received(
@@ -307,6 +388,8 @@ async def test_a_verification_failure_shows_the_requests_received(
 TYPED_USE = """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import grpc
 
 from harness import Call, GrpcMock
@@ -317,6 +400,13 @@ mock.when(lambda stub: stub.WatchTicks).streams([streams_pb2.Tick(sequence=1)]).
     grpc.StatusCode.UNAVAILABLE, "down"
 ).delays(0.1).then().fails(grpc.StatusCode.INVALID_ARGUMENT)
 mock.when(lambda stub: stub.GetTick).returns(streams_pb2.Tick())
+
+
+def ticks_of(call: Call[streams_pb2.WatchTicksRequest]) -> Iterator[streams_pb2.Tick]:
+    yield streams_pb2.Tick(ticker=call.request.ticker)
+
+
+mock.when(lambda stub: stub.WatchTicks).responds(ticks_of).then().responds(lambda call: [])
 calls: list[Call[streams_pb2.WatchTicksRequest]] = mock.calls(lambda stub: stub.WatchTicks)
 mock.verify(lambda stub: stub.WatchTicks).called_once_with(streams_pb2.WatchTicksRequest())
 """
@@ -328,6 +418,9 @@ TYPED_MISTAKES = {
     ),
     "mock.when(lambda stub: stub.GetTick).streams([streams_pb2.Tick()])": (
         '"Behaviour[GetTickRequest, Tick]" has no attribute "streams"'
+    ),
+    "mock.when(lambda stub: stub.WatchTicks).responds(lambda call: streams_pb2.Tick())": (
+        'got "Tick", expected "Iterable[Tick] | AsyncIterable[Tick]'
     ),
     "mock.when(lambda stub: stub.WatchTicks).streams([streams_pb2.WatchTicksRequest()])": (
         '"WatchTicksRequest"; expected "Tick"'

@@ -42,6 +42,7 @@ __all__ = [
     "Step",
     "Steps",
     "Streams",
+    "await_on",
     "check_response",
     "copy_response",
 ]
@@ -197,6 +198,20 @@ class Script:
             f"that breaks its contract, pass breaks_contract=True; if the RPC may answer "
             f"{code.name}, add it to its ({MAY_RETURN}) option"
         )
+
+    def status_of_abort(
+        self, abort: Abort, rpc: Rpc, what: str
+    ) -> tuple[grpc.StatusCode, str, Metadata]:
+        """The status a responder's :class:`Abort` answers: its own when allowed, else
+        UNKNOWN with the reason (kept in :attr:`errors`)."""
+        try:
+            self.check_code(
+                abort.code, rpc, f"{what} raised Abort", breaks_contract=abort.breaks_contract
+            )
+            trailing = check_metadata(abort.trailing_metadata, f"{what} raised Abort")
+        except MockError as error:
+            return grpc.StatusCode.UNKNOWN, f"{PREFIX}: {self.record_error(str(error))}", ()
+        return abort.code, abort.details, trailing
 
     def program(self, rpc: Rpc) -> list[Step]:
         """A new program for ``rpc`` (one empty step), replacing the one it had."""
@@ -399,3 +414,15 @@ def check_response(rpc: Rpc, response: object, what: str) -> None:
     if actual != expected:
         got = actual or type(response).__name__
         raise MockError(f"{what}: {rpc.name} answers {expected}, not {got}")
+
+
+async def await_on(loop: asyncio.AbstractEventLoop | None, awaitable: Awaitable[Any]) -> Any:
+    """Await on ``loop`` when it is another loop that runs, else here."""
+    here = asyncio.get_running_loop()
+    if loop is None or loop is here or not loop.is_running():
+        return await awaitable
+
+    async def run() -> Any:
+        return await awaitable
+
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), loop))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
@@ -27,16 +27,18 @@ from collections.abc import Mapping
 
 from harness.mocks.script import (
     Abort,
+    Behaviour,
     Call,
     Fails,
     Responds,
     Returns,
     Script,
     Step,
+    await_on,
     check_response,
 )
-from harness.mocks.service import PREFIX, Metadata, Rpc, check_metadata
-from harness.mocks.streams import send_stream
+from harness.mocks.service import PREFIX, Metadata, Rpc
+from harness.mocks.streams import StreamBehaviour, send_stream
 
 __all__ = [
     "MockServer",
@@ -94,9 +96,7 @@ class MockServer:
         if step is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, answer.unprogrammed)
         if step.outcome is None:
-            outcomes = (
-                ".streams() or .fails()" if rpc.streaming else ".returns(), .responds() or .fails()"
-            )
+            outcomes = StreamBehaviour.OUTCOMES if rpc.streaming else Behaviour.OUTCOMES
             await context.abort(
                 grpc.StatusCode.UNIMPLEMENTED,
                 f"{PREFIX}: {self.service_name}.{rpc.name} was programmed with when() but no "
@@ -129,18 +129,7 @@ class MockServer:
             if inspect.isawaitable(result):
                 result = await await_on(outcome.loop, result)
         except Abort as abort:
-            try:
-                self._script.check_code(
-                    abort.code, rpc, f"{what} raised Abort", breaks_contract=abort.breaks_contract
-                )
-                trailing = check_metadata(abort.trailing_metadata, f"{what} raised Abort")
-            except MockError as error:
-                return (
-                    grpc.StatusCode.UNKNOWN,
-                    f"{PREFIX}: {self._script.record_error(str(error))}",
-                    (),
-                )
-            return abort.code, abort.details, trailing
+            return self._script.status_of_abort(abort, rpc, what)
         except Exception as error:
             message = self._script.record_error(f"{what} raised {error!r}")
             return grpc.StatusCode.UNKNOWN, f"{PREFIX}: {message}", ()
@@ -173,8 +162,8 @@ class MockServer:
             return await self._answer(rpc, raw, context)
 
         async def stream(raw: bytes, context: _Context) -> AsyncIterator[Message]:
-            _, step = await self._receive(rpc, raw, context)
-            async for message in send_stream(step, context):
+            call, step = await self._receive(rpc, raw, context)
+            async for message in send_stream(self._script, rpc, step, call, context):
                 yield message
 
         async def unsupported(request: object, context: _Context) -> None:
@@ -273,15 +262,3 @@ class MockServer:
     async def _stop_server(running: Running, grace: float | None) -> None:
         await running.health.enter_graceful_shutdown()
         await running.server.stop(grace)
-
-
-async def await_on(loop: asyncio.AbstractEventLoop | None, awaitable: Awaitable[Any]) -> Any:
-    """Await on ``loop`` when it is another loop that runs, else here."""
-    here = asyncio.get_running_loop()
-    if loop is None or loop is here or not loop.is_running():
-        return await awaitable
-
-    async def run() -> Any:
-        return await awaitable
-
-    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), loop))
