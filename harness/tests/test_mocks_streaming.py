@@ -185,6 +185,32 @@ async def test_a_deadline_shorter_than_the_stream_is_exceeded_mid_stream(
     assert error.code() is StatusCode.DEADLINE_EXCEEDED
 
 
+async def test_a_stream_the_caller_cancels_stops_and_the_mock_answers_the_next_call(
+    mock: GrpcMock[Any], stub: Any, pb2: Any
+) -> None:
+    sent = []
+
+    async def ticks_of(call: Any) -> AsyncIterator[Any]:
+        for number in range(1, 50):
+            sent.append(number)
+            yield pb2.Tick(sequence=number)
+            await asyncio.sleep(0.05)
+
+    mock.when(lambda s: s.WatchTicks).responds(ticks_of).then().streams(ticks(pb2, 2))
+    call = stub.WatchTicks(pb2.WatchTicksRequest())
+    assert (await call.read()).sequence == 1
+    call.cancel()
+    await asyncio.sleep(0.3)
+    stopped_at = len(sent)
+    await asyncio.sleep(0.3)
+
+    assert stopped_at < 10
+    assert len(sent) == stopped_at  # the responder stopped with the call
+    messages, error = await received(stub, pb2.WatchTicksRequest())
+    assert (error, [m for _, m in messages]) == (None, ticks(pb2, 2))
+    mock.assert_no_errors()
+
+
 async def test_steps_give_each_call_its_stream_until_used_up(
     mock: GrpcMock[Any], stub: Any, pb2: Any
 ) -> None:
