@@ -25,7 +25,12 @@ if TYPE_CHECKING:
     from dummy.v1.dummy_pb2_grpc import DummyServiceAsyncStub
     from user.v1.user_pb2_grpc import UserServiceAsyncStub
 
-pytestmark = pytest.mark.stack("gateway", mocks=["auth", "user", "dummy"])
+# What the gateway got from its mocks here is its contract with each provider
+# (contracts/<provider>/consumers/gateway.json, --harness-interactions).
+pytestmark = [
+    pytest.mark.stack("gateway", mocks=["auth", "user", "dummy"]),
+    pytest.mark.consumer("gateway"),
+]
 
 USER_ID = "00000000-0000-4000-8000-0000000000ad"
 TOKEN = "s3ss10n.s3cr3t"
@@ -49,7 +54,13 @@ def mocks(
 
 async def test_a_refreshed_session_reissues_the_cookie(stack: StackView) -> None:
     auth, user, _ = mocks(stack)
-    auth.when(lambda s: s.ValidateSession).returns(session(refreshed=True))
+    auth.given("a session exists", token=TOKEN, user_id=USER_ID)
+    # A session is refreshed in the last half of its lifetime, which no RPC can make one
+    # reach: auth is held to answering the flag, not to refreshing a new session.
+    auth.when(lambda s: s.ValidateSession).returns(
+        session(refreshed=True), matchers={"refreshed": "type"}
+    )
+    user.given("a user exists", id=USER_ID, email="mo@example.com")
     user.when(lambda s: s.GetUser).returns(
         user_pb2.GetUserResponse(user=user_pb2.User(id=USER_ID, email="mo@example.com"))
     )
@@ -79,10 +90,18 @@ async def test_a_downstream_failure_is_mapped_and_never_a_500(
     stack: StackView, failure: grpc.StatusCode, status: int
 ) -> None:
     auth, _, dummy = mocks(stack)
+    auth.given("a session exists", token=TOKEN, user_id=USER_ID)
     auth.when(lambda s: s.ValidateSession).returns(session(refreshed=False))
-    # RESOURCE_EXHAUSTED (a row above) is no code CreateEntity declares: a dummy breaking
-    # its contract.
-    dummy.when(lambda s: s.CreateEntity).fails(failure, "as the test says", breaks_contract=True)
+    # FAILED_PRECONDITION is what dummy answers for an owner that is no user: recorded as
+    # the gateway's contract with dummy. The others are not: UNAVAILABLE and
+    # DEADLINE_EXCEEDED are the link's, and a dummy answering INVALID_ARGUMENT to a valid
+    # name, or RESOURCE_EXHAUSTED (no code CreateEntity declares), breaks its contract.
+    precondition = failure is grpc.StatusCode.FAILED_PRECONDITION
+    if precondition:
+        dummy.given("the owner is no user", owner_id=USER_ID)
+    dummy.when(lambda s: s.CreateEntity).fails(
+        failure, "as the test says", breaks_contract=not precondition
+    )
     browser = stack.http("gateway", headers=CSRF, timeout=15)
     answer = await browser.post(
         "/entities", json={"name": "x"}, headers={"Cookie": f"session={TOKEN}"}
@@ -91,3 +110,27 @@ async def test_a_downstream_failure_is_mapped_and_never_a_500(
     dummy.verify(lambda s: s.CreateEntity).called_once_with(
         dummy_pb2.CreateEntityRequest(owner_id=USER_ID, name="x")
     )
+
+
+async def test_an_entity_created_is_answered_as_dummy_made_it(stack: StackView) -> None:
+    auth, _, dummy = mocks(stack)
+    auth.given("a session exists", token=TOKEN, user_id=USER_ID)
+    auth.when(lambda s: s.ValidateSession).returns(session(refreshed=False))
+    made = Timestamp()
+    made.FromDatetime(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    entity_id = "00000000-0000-4000-8000-0000000000e1"
+    dummy.given("the owner is a user", owner_id=USER_ID)
+    dummy.when(lambda s: s.CreateEntity).returns(
+        dummy_pb2.CreateEntityResponse(
+            entity=dummy_pb2.Entity(
+                id=entity_id, owner_id=USER_ID, name="x", create_time=made, update_time=made
+            )
+        )
+    )
+    browser = stack.http("gateway", headers=CSRF, timeout=15)
+    answer = await browser.post(
+        "/entities", json={"name": "x"}, headers={"Cookie": f"session={TOKEN}"}
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["id"] == entity_id
+    assert answer.json()["name"] == "x"

@@ -25,7 +25,10 @@ from harness.backends import Backend, HarnessHost, open_backend, resolve_backend
 from harness.config import BackendChoice, ContractTarget, HarnessConfig
 from harness.contracts import (
     NEVER_PROMISED,
+    ContractMismatch,
     DeclaredStatusCheck,
+    ProviderStates,
+    Recorded,
     checked_channel,
     declared_codes,
     undeclared_status,
@@ -116,6 +119,7 @@ __all__ = [
     "CleanStrategy",
     "ClientSpan",
     "ContractError",
+    "ContractMismatch",
     "ContractTarget",
     "DatabaseSetupError",
     "DatabaseSpec",
@@ -150,6 +154,8 @@ __all__ = [
     "PostgresNotFoundError",
     "PostgresServer",
     "PostgresStartError",
+    "ProviderStates",
+    "Recorded",
     "ReplicaSet",
     "ServiceControl",
     "ServiceHandle",

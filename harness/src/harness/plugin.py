@@ -9,6 +9,7 @@ import pytest
 from harness import config as _config
 from harness.backends.choice import default_postgres_image, docker_unavailable, resolve_backend
 from harness.config import BackendChoice, ContractTarget, postgres_binaries
+from harness.contracts import recording as _recording
 from harness.fixtures import (
     clean_databases,
     grpc_mocks,
@@ -56,17 +57,20 @@ MARKERS = (
     "containers); deselect with -m 'not integration'",
     "docker: the test needs a Docker engine; skipped, with the reason, when none answers",
     STACK_MARKER,
+    _recording.CONSUMER_MARKER,
 )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     _config.add_options(parser)
+    _recording.add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     settings = _config.configure(config)
+    _recording.configure(config)
     if settings.contract_target is ContractTarget.IMAGE:
         problem = docker_unavailable()
         if problem is not None:

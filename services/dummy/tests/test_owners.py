@@ -17,6 +17,7 @@ from user.v1 import user_pb2, user_pb2_grpc
 async def test_a_user_the_user_service_knows_is_an_owner(grpc_mocks: GrpcMocks) -> None:
     owner = uuid4()
     users = grpc_mocks.of(user_pb2_grpc.UserServiceStub)
+    users.given("a user exists", id=str(owner), email="a@example.com")
     users.when(lambda s: s.GetUser).returns(
         user_pb2.GetUserResponse(user=user_pb2.User(id=str(owner), email="a@example.com"))
     )

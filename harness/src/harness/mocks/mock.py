@@ -146,8 +146,23 @@ class GrpcMock(Generic[Stub]):
             return StreamBehaviour(self._script, selected, steps)
         return Behaviour(self._script, selected, steps)
 
+    def given(self, state: str, **params: str) -> Self:
+        """Name a provider state this test assumes, e.g. ``mock.given("a user exists",
+        id=user_id)``: recorded with every answer that follows (consumer-driven contracts,
+        ``--harness-interactions``); the provider's verification sets it up through the
+        state handler of that name before replaying them. ``params`` are strings; a value
+        the handler makes anew (an id, a token) is replaced by the real one on replay."""
+        if not isinstance(state, str) or not state.strip():
+            raise MockError(f"given() takes the name of a provider state, got {state!r}")
+        bad = {key: value for key, value in params.items() if not isinstance(value, str)}
+        if bad:
+            raise MockError(f"given({state!r}): parameters must be strings, got {bad!r}")
+        self._script.given(state, dict(params))
+        return self
+
     def reset(self) -> None:
-        """Forget every programmed behaviour, every recorded call and every error."""
+        """Forget every programmed behaviour, every recorded call, every state given and
+        every error."""
         self._script.reset()
 
     # -- recording and verification -------------------------------------------------------

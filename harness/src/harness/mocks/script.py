@@ -27,6 +27,7 @@ from harness.contracts.declared import (
     NEVER_PROMISED,
     describe_declared,
 )
+from harness.contracts.interactions import MATCHERS, RECORDER, as_dict, leaves
 from harness.mocks.service import PREFIX, Metadata, Rpc, check_metadata
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "Steps",
     "Streams",
     "await_on",
+    "check_matchers",
     "check_response",
     "copy_response",
 ]
@@ -94,6 +96,7 @@ class Call(Generic[Req]):
 @dataclass(frozen=True)
 class Returns:
     response: Message
+    matchers: tuple[tuple[str, str], ...] = ()  # recorded with it: field path -> matcher
 
     def describe(self) -> str:
         return f"returns({self.response.DESCRIPTOR.name})"
@@ -113,6 +116,7 @@ class Fails:
     code: grpc.StatusCode
     details: str
     trailing_metadata: Metadata
+    breaks_contract: bool = False
 
     def describe(self) -> str:
         return f"fails({self.code.name}, {self.details!r})"
@@ -170,6 +174,31 @@ class Script:
         self._programs: dict[str, list[Step]] = {}
         self._calls: list[Call[Any]] = []
         self._errors: list[str] = []
+        # the provider states the test named (mock.given), in order: recorded with answers
+        self._given: list[tuple[str, dict[str, str]]] = []
+
+    def given(self, state: str, params: dict[str, str]) -> None:
+        with self.lock:
+            self._given.append((state, params))
+
+    def record(
+        self,
+        rpc: Rpc,
+        call: Call[Any],
+        response: Message | None,
+        code: grpc.StatusCode,
+        *,
+        breaks_contract: bool = False,
+        matchers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """Hand an answer to the consumer-driven contract recorder (when it records)."""
+        if breaks_contract:
+            return
+        with self.lock:
+            given = list(self._given)
+        RECORDER.record(
+            self.service_name, rpc.name, given, call.request, response, code, dict(matchers)
+        )
 
     def check_code(
         self, code: object, rpc: Rpc, what: str, *, breaks_contract: bool = False
@@ -225,6 +254,7 @@ class Script:
             self._programs.clear()
             self._calls.clear()
             self._errors.clear()
+            self._given.clear()
 
     def calls_of(self, rpc: Rpc) -> list[Call[Any]]:
         with self.lock:
@@ -327,7 +357,7 @@ class Steps(Generic[Req, Resp]):
         if not isinstance(details, str):
             raise MockError(f"fails(): details must be a str, got {details!r}")
         checked = check_metadata(trailing_metadata, "fails(trailing_metadata=...)")
-        return Fails(code, details, checked)
+        return Fails(code, details, checked, breaks)
 
     def _set_outcome(self, outcome: Outcome) -> Self:
         with self._script.lock:
@@ -361,10 +391,18 @@ class Behaviour(Steps[Req, Resp]):
                 )
             raise AttributeError(name)
 
-    def returns(self, response: Resp) -> Self:
-        """Answer ``response`` (copied now, so later changes to it do not leak in)."""
+    def returns(self, response: Resp, *, matchers: dict[str, str] | None = None) -> Self:
+        """Answer ``response`` (copied now, so later changes to it do not leak in).
+
+        ``matchers`` (consumer-driven contracts) says how the provider's answer is compared
+        with this one for fields the consumer relies on only by type, e.g.
+        ``{"refreshed": "type"}``: paths of fields ``response`` sets, each ``"type"`` or
+        ``"exact"`` (the default, but UUIDs and timestamps, which are ``"type"``).
+        """
         check_response(self._rpc, response, "returns()")
-        return self._set_outcome(Returns(copy_response(self._rpc, response)))
+        copy = copy_response(self._rpc, response)
+        checked = check_matchers(copy, matchers or {})
+        return self._set_outcome(Returns(copy, checked))
 
     def responds(self, function: Callable[[Call[Req]], Resp | Awaitable[Resp]]) -> Self:
         """Answer what ``function(call)`` returns (sync or async); it may raise :class:`Abort`.
@@ -406,6 +444,26 @@ def copy_response(rpc: Rpc, response: Message) -> Message:
     copy = rpc.response_class()
     copy.MergeFromString(response.SerializeToString())
     return copy
+
+
+def check_matchers(response: Message, matchers: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    if not isinstance(matchers, dict):
+        raise MockError(
+            f"returns(matchers=...) takes a dict of field path -> matcher, got {matchers!r}"
+        )
+    paths = {path for path, _ in leaves(as_dict(response))}
+    for path, matcher in matchers.items():
+        if matcher not in MATCHERS:
+            raise MockError(
+                f"returns(matchers=...): {path!r}: {matcher!r} is no matcher; use one of "
+                f"{', '.join(MATCHERS)}"
+            )
+        if path not in paths:
+            known = ", ".join(sorted(paths)) or "none"
+            raise MockError(
+                f"returns(matchers=...): {path!r} is no field the response sets (it sets: {known})"
+            )
+    return tuple(sorted(matchers.items()))
 
 
 def check_response(rpc: Rpc, response: object, what: str) -> None:

@@ -110,12 +110,19 @@ class MockServer:
             await asyncio.sleep(step.delay)
         outcome = step.outcome
         if isinstance(outcome, Fails):
+            self._script.record(
+                rpc, call, None, outcome.code, breaks_contract=outcome.breaks_contract
+            )
             await context.abort(outcome.code, outcome.details, outcome.trailing_metadata)
         if isinstance(outcome, Returns):
+            self._script.record(
+                rpc, call, outcome.response, grpc.StatusCode.OK, matchers=outcome.matchers
+            )
             return outcome.response
         assert isinstance(outcome, Responds), outcome  # when() gives unary RPCs no other
         failure = await self._respond(rpc, outcome, call)
         if isinstance(failure, Message):
+            self._script.record(rpc, call, failure, grpc.StatusCode.OK)
             return failure
         await context.abort(*failure)
 
@@ -129,7 +136,12 @@ class MockServer:
             if inspect.isawaitable(result):
                 result = await await_on(outcome.loop, result)
         except Abort as abort:
-            return self._script.status_of_abort(abort, rpc, what)
+            status = self._script.status_of_abort(abort, rpc, what)
+            if status[0] is abort.code:
+                self._script.record(
+                    rpc, call, None, abort.code, breaks_contract=abort.breaks_contract
+                )
+            return status
         except Exception as error:
             message = self._script.record_error(f"{what} raised {error!r}")
             return grpc.StatusCode.UNKNOWN, f"{PREFIX}: {message}", ()
