@@ -6,8 +6,10 @@
 #   make check   lint, format check, strict types, generated code, Dockerfiles and Kubernetes
 #                manifests fresh (the manifests also validated against the Kubernetes schemas),
 #                the protos: buf lint, no breaking change against main (scripts/protoguard.py)
+#   make new-service NAME=orders
+#                a new gRPC service from the template, wired in everywhere (scripts/new_service.py)
 #   make images  container images (local base images when no registry, Traefik), for compose.yaml
-.PHONY: setup generate dev test check images up down
+.PHONY: setup generate dev test check images up down new-service
 
 export UV_PYTHON_DOWNLOADS := never
 # Bytecode, compiled once and kept: the tests start hundreds of Python processes
@@ -55,3 +57,9 @@ check: setup
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy .
+
+# A new gRPC service from the template (scripts/new_service.py): proto, contract suite,
+# package, migration, Dockerfile, compose entry, .env.example, workspace and manifests.
+new-service: setup
+	@test -n "$(NAME)" || { echo "usage: make new-service NAME=<name>" >&2; exit 2; }
+	$(UV) run python scripts/new_service.py "$(NAME)"

@@ -37,6 +37,7 @@ from auth.server import registration as auth_registration
 from dummy.owners import UserServiceOwners
 from dummy.repository import PostgresEntityRepository
 from dummy.server import registration as dummy_registration
+from fixtures.contract_channels import contract_channel
 from fixtures.factories import CreateUserRequestFactory
 from fixtures.image_builds import PLUGIN_NAME as IMAGE_BUILDS_PLUGIN
 from fixtures.image_builds import ImageBuilds, image_builds
@@ -52,7 +53,6 @@ from harness import (
     HttpFakeServer,
     PostgresServer,
     ServiceSpec,
-    ServiceStacks,
     resolve_backend,
     workspace_services,
 )
@@ -70,13 +70,18 @@ from auth.v1 import auth_pb2, auth_pb2_grpc
 from dummy.v1 import dummy_pb2_grpc
 from user.v1 import user_pb2_grpc
 
-SERVICES = ("auth", "user", "dummy")
-
 # tests/test_images_progress.py runs sessions of its own (the harness's tests enable it too)
 pytest_plugins = ["pytester"]
 
 
 ROOT = Path(__file__).resolve().parent
+
+
+def service_databases() -> list[str]:
+    """One database per gRPC service of the workspace ([tool.kit.service] in its
+    pyproject.toml), named after it: a service written by scripts/new_service.py has its
+    own at once."""
+    return [spec.database for spec in workspace_services(ROOT) if spec.database]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -157,7 +162,7 @@ def harness_databases() -> list[DatabaseSpec]:
     """One database per service, migrated by the service's own migrations."""
     return [
         DatabaseSpec(name, functools.partial(migrate, folder=files(name) / "migrations"))
-        for name in SERVICES
+        for name in service_databases()
     ]
 
 
@@ -273,28 +278,6 @@ async def auth_without_providers_channel(
 
 
 # ---------------------------------------------------------------- what the contracts ask for
-
-
-def contract_channel(
-    request: pytest.FixtureRequest,
-    target: ContractTarget,
-    service: str,
-    *,
-    in_process: str,
-    stack: str = "",
-    env: Mapping[str, str] | None = None,
-) -> grpc.aio.Channel:
-    """A channel to ``service`` on the contract target, its databases clean for the test:
-    the in-process fixture ``in_process``, or the service in the harness's stack of
-    ``stack`` (default: of the service itself) with ``env`` set on it."""
-    if target is ContractTarget.IN_PROCESS:
-        request.getfixturevalue("clean_service_state")
-        channel = request.getfixturevalue(in_process)
-        assert isinstance(channel, grpc.aio.Channel)
-        return channel
-    stacks = request.getfixturevalue("service_stacks")
-    assert isinstance(stacks, ServiceStacks)
-    return stacks.get(stack or service, env=env).channel(service)
 
 
 @pytest.fixture
