@@ -26,7 +26,7 @@ asyncio_default_fixture_loop_scope = session
 asyncio_default_test_loop_scope = session
 """
 
-# A consumer ("shop", from its folder services/shop/) whose code asks the user service.
+# A consumer ("shop") whose code asks the user service.
 CONSUMER_TESTS = """
 import uuid
 import grpc
@@ -34,6 +34,8 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from harness import GrpcMocks
 from user.v1 import user_pb2, user_pb2_grpc
+
+pytestmark = pytest.mark.consumer("shop")
 
 
 @pytest.fixture
@@ -271,3 +273,21 @@ def test_given_and_matchers_refuse_bad_input() -> None:
         users.when(lambda s: s.GetUser).returns(response, matchers={"user.email": "type"})
     with pytest.raises(MockError, match="'like' is no matcher; use one of exact, type"):
         users.when(lambda s: s.GetUser).returns(response, matchers={"user.id": "like"})
+
+
+def test_only_marked_tests_record(pytester: pytest.Pytester) -> None:
+    consumer(pytester)
+    path = pytester.path / "services/shop/tests/test_shop.py"
+    path.write_text(path.read_text().replace('pytestmark = pytest.mark.consumer("shop")', ""))
+    pytester.runpytest("--harness-interactions=record").assert_outcomes(passed=3)
+    assert not (pytester.path / "contracts").exists()
+
+
+def test_a_consumer_marker_needs_a_name(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(
+        test_one="import pytest\n\n@pytest.mark.consumer\ndef test_one():\n    pass\n"
+    )
+    result = pytester.runpytest("--harness-interactions=record")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*@pytest.mark.consumer takes the consumer's name*"])

@@ -13,6 +13,10 @@ from harness import GrpcMocks
 from user import UserClient
 from user.v1 import user_pb2, user_pb2_grpc
 
+# What dummy got from the user mocks here is its contract with the user service
+# (contracts/user/consumers/dummy.json, --harness-interactions).
+pytestmark = pytest.mark.consumer("dummy")
+
 
 async def test_a_user_the_user_service_knows_is_an_owner(grpc_mocks: GrpcMocks) -> None:
     owner = uuid4()

@@ -3,7 +3,7 @@
 ``record`` writes ``contracts/<provider>/consumers/<consumer>.json`` from the interactions
 the consumers' tests relied on; ``check`` fails the run, naming each file, when one differs
 from what the tests record now (like ``codegen.py --check``). Tests of a consumer are
-those marked ``@pytest.mark.consumer("<name>")`` or under ``services/<name>/``.
+those marked ``@pytest.mark.consumer("<name>")`` (a module says it in ``pytestmark``).
 """
 
 from __future__ import annotations
@@ -57,9 +57,6 @@ def consumer_of(item: pytest.Item) -> str | None:
                 f"@pytest.mark.consumer('gateway'); got {marker.args!r}"
             )
         return marker.args[0]
-    parts = item.nodeid.split("::", 1)[0].split("/")
-    if len(parts) > 2 and parts[0] == "services":
-        return parts[1]
     return None
 
 
