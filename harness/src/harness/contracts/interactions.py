@@ -2,8 +2,9 @@
 mock of a provider, kept as one reviewable file per pair.
 
 While ``--harness-interactions=record`` (or ``check``) is given, every answer a mock gives
-in a test that has a consumer (``@pytest.mark.consumer("gateway")``) is recorded: the RPC, the request, the provider states the test named
-(``mock.given("a user exists", id=...)``) and the response or status it got. Answers a
+in a test that has a consumer (``@pytest.mark.consumer("gateway")``) is recorded: the RPC,
+the request, the provider states the test named (``mock.given("a user exists", id=...)``)
+and the response or status it got. Answers a
 provider cannot be asked for are left out: ``breaks_contract=True``, the caller's side's
 codes and UNAVAILABLE. At the end of the run the interactions go to
 ``contracts/<provider>/consumers/<consumer>.json``, or (``check``) are compared with it.
