@@ -88,6 +88,21 @@ class ProviderStates:
 
         return declare
 
+    @property
+    def declared(self) -> frozenset[str]:
+        """The names of the states this provider has handlers for."""
+        return frozenset(self._handlers)
+
+    def unsupported(self) -> list[str]:
+        """Each state a recorded interaction assumes that no handler here sets up, with
+        the consumer and test that assume it (what :meth:`verify` would fail on)."""
+        return [
+            f"{item.consumer}: {item.entry['test']} assumes {given['state']!r}"
+            for item in self.recorded()
+            for given in item.entry["given"]
+            if given["state"] not in self._handlers
+        ]
+
     def recorded(self) -> list[Recorded]:
         """Every interaction of every consumer's file in ``<folder>/consumers``, in order."""
         found = []
