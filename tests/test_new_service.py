@@ -160,8 +160,11 @@ def test_a_new_service_passes_the_checks_and_its_contract_suite_unedited(tmp_pat
     uv = os.environ.get("UV") or shutil.which("uv")
     assert uv, "uv runs this test (make test) and the scaffold"
     root = copy_checkout(tmp_path)
-    said = run(root, sys.executable, str(root / "scripts/new_service.py"), "shipments")
-    assert "service shipments written" in said
+    # the longest name allowed: every line written must still fit ruff's 100 columns
+    name = "longestpossiblename1"
+    assert len(name) == 20
+    said = run(root, sys.executable, str(root / "scripts/new_service.py"), name)
+    assert f"service {name} written" in said
 
     uv_python = (uv, "run", "--locked", "python")
     for script in ("codegen.py", "dockergen.py", "kubegen.py"):
@@ -169,14 +172,14 @@ def test_a_new_service_passes_the_checks_and_its_contract_suite_unedited(tmp_pat
     run(root, *uv_python, "scripts/protoguard.py")
     run(root, *uv_python, "-m", "ruff", "check", ".")
     run(root, *uv_python, "-m", "ruff", "format", "--check", ".")
-    run(root, *uv_python, "-m", "mypy", "services/shipments", "contracts/shipments")
-    assert (root / "services/shipments/Dockerfile").exists()
-    assert "name: shipments" in (root / "deploy/kubernetes/base/shipments.yaml").read_text()
+    run(root, *uv_python, "-m", "mypy", f"services/{name}", f"contracts/{name}")
+    assert (root / f"services/{name}/Dockerfile").exists()
+    assert f"name: {name}" in (root / f"deploy/kubernetes/base/{name}.yaml").read_text()
 
-    spec = next(s for s in workspace_services(root) if s.name == "shipments")
-    assert (spec.database, spec.proto) == ("shipments", "shipments.v1.shipments_pb2")
+    spec = next(s for s in workspace_services(root) if s.name == name)
+    assert (spec.database, spec.proto) == (name, f"{name}.v1.{name}_pb2")
 
-    suites = ("contracts/shipments", "services/shipments")
+    suites = (f"contracts/{name}", f"services/{name}")
     # this run's server programs: the copy's own may sit where the account Postgres runs as
     # (nobody, when the tests run as root) cannot reach, under pytest's private tmp folder
     postgres = f"--harness-postgres-bin={find_postgres_binaries(None).bindir}"
