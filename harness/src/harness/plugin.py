@@ -29,6 +29,7 @@ from harness.fixtures import (
     trace_receiver,
     traces,
 )
+from harness.stacks.checked_calls import ALLOW_UNDECLARED_MARKER
 from harness.stacks.marker import STACK_MARKER
 from harness.stacks.report import stack_diagnostics
 
@@ -57,6 +58,7 @@ MARKERS = (
     "containers); deselect with -m 'not integration'",
     "docker: the test needs a Docker engine; skipped, with the reason, when none answers",
     STACK_MARKER,
+    ALLOW_UNDECLARED_MARKER,
     _recording.CONSUMER_MARKER,
 )
 

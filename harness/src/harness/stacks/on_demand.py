@@ -67,6 +67,10 @@ class ServiceStacks:
         view = self._views[key] = StackView(booted)
         return view
 
+    def services(self) -> set[str]:
+        """The services booted (not mocked) in the stacks this test asked for."""
+        return {name for view in self._views.values() for name in view.stack.handles}
+
     async def aclose(self) -> None:
         """Close the channels and clients the views opened; Postgres up for the next test."""
         for view in self._views.values():

@@ -12,6 +12,7 @@ from harness.databases import Databases
 from harness.faults.journal import FaultJournal
 from harness.faults.postgres_control import PostgresControl
 from harness.services import ServiceSpec
+from harness.stacks.checked_calls import SCHEDULE_DELAY_MS
 from harness.stacks.request import StackRequest
 from harness.stacks.stack import Stack
 from harness.traces import TraceReceiver
@@ -53,7 +54,11 @@ class BackendSession:
                 self.backend,
                 specs,
                 wanted,
-                extra_env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint},
+                extra_env={
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                    # sooner than the services' 100 ms: each test waits for its last spans
+                    "OTEL_BSP_SCHEDULE_DELAY": str(SCHEDULE_DELAY_MS),
+                },
                 journal=self.journal,
                 postgres=self.postgres,
             )

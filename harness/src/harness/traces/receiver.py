@@ -214,6 +214,12 @@ class TraceReceiver:
             self._last_arrival.clear()
             self._last_arrival_any = None
 
+    @property
+    def last_arrival(self) -> float | None:
+        """When the latest span arrived (``time.monotonic()``), None if none since :meth:`clear`."""
+        with self._condition:
+            return self._last_arrival_any
+
     def trace_ids(self) -> list[str]:
         with self._condition:
             return list(self._spans)
