@@ -55,12 +55,12 @@ ALLOW_UNDECLARED_MARKER = (
     "their contracts' (kit.v1.may_return) codes (for a test that breaks a provider on purpose)"
 )
 
-SCHEDULE_DELAY_MS = 20
+SCHEDULE_DELAY_MS = 10
 """``OTEL_BSP_SCHEDULE_DELAY`` of the services a stack boots (their own default is
 100 ms): the wait for a test's last spans after it is this plus :data:`FLUSH_MARGIN`."""
 
-FLUSH_MARGIN = 0.04  # seconds: an export's own round trip, and a busy machine's lateness
-QUIET = 0.02  # seconds without a new span once the bound has passed: an export in flight
+FLUSH_MARGIN = 0.025  # seconds: an export's own round trip, and a busy machine's lateness
+QUIET = 0.015  # seconds without a new span once the bound has passed: an export in flight
 SETTLE_TIMEOUT = 2.0  # seconds: spans that keep coming (a background task) stop the wait
 
 # How a report shows the request the trace began with (the gateway's HTTP server span).
