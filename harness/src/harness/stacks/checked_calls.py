@@ -103,9 +103,8 @@ def _path(span: Span) -> str | None:
 def _request(spans: Trace, span: Span) -> str:
     ancestors = list(spans.ancestors(span))
     root = ancestors[-1] if ancestors else span
-    shown = [
-        f"{key}={root.attributes[key]}" for key in _REQUEST_ATTRIBUTES if key in root.attributes
-    ]
+    attributes = root.attributes
+    shown = [f"{key}={attributes[key]!s}" for key in _REQUEST_ATTRIBUTES if key in attributes]
     where = f"[{root.service or '?'}] {root.name}"
     return f"{where} ({', '.join(shown)})" if shown else where
 
@@ -131,7 +130,7 @@ def undeclared_answers(spans: Trace, services: Collection[str]) -> list[str]:
         code_name = span.grpc_code
         if span.kind != "SERVER" or span.service not in services or path is None:
             continue
-        code = grpc.StatusCode[code_name] if code_name in grpc.StatusCode.__members__ else None
+        code = grpc.StatusCode.__members__.get(code_name) if code_name else None
         if code in (None, grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
             continue
         caller = _caller(spans, span)
