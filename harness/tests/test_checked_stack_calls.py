@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from harness import Span, Trace
 from harness.stacks.checked_calls import undeclared_answers
-from harness.traces import Span, Trace
 
 ROOT = Path(__file__).resolve().parents[2]
 
