@@ -47,6 +47,7 @@ __all__ = [
     "check_matchers",
     "check_response",
     "copy_response",
+    "responder",
 ]
 
 
@@ -120,6 +121,18 @@ class Fails:
 
     def describe(self) -> str:
         return f"fails({self.code.name}, {self.details!r})"
+
+
+def responder(function: object) -> Responds:
+    """The outcome of ``responds(function)`` (unary or stream): ``function`` checked to be
+    callable, with the event loop it was given on (its async results run there)."""
+    if not callable(function):
+        raise MockError(f"responds() takes a function of the call, got {function!r}")
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    return Responds(cast("Callable[[Call[Any]], Any]", function), loop)
 
 
 @dataclass(frozen=True)
@@ -412,13 +425,7 @@ class Behaviour(Steps[Req, Resp]):
         Anything else it raises, or a response of the wrong type, is answered UNKNOWN
         and kept in ``mock.errors``.
         """
-        if not callable(function):
-            raise MockError(f"responds() takes a function of the call, got {function!r}")
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        return self._set_outcome(Responds(cast("Callable[[Call[Any]], Any]", function), loop))
+        return self._set_outcome(responder(function))
 
     def fails(
         self,

@@ -29,6 +29,7 @@ from harness.mocks.script import (
     await_on,
     check_response,
     copy_response,
+    responder,
 )
 from harness.mocks.service import PREFIX, Metadata, Rpc
 
@@ -95,13 +96,7 @@ class StreamBehaviour(Steps[Req, Resp]):
         runs, else on the mock's. Anything else it raises, a message of the wrong type or
         a result that is no stream ends the stream UNKNOWN, the reason in ``mock.errors``.
         """
-        if not callable(function):
-            raise MockError(f"responds() takes a function of the call, got {function!r}")
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        return self._set_outcome(Responds(cast("Callable[[Call[Any]], Any]", function), loop))
+        return self._set_outcome(responder(function))
 
     def fails(
         self,
