@@ -9,49 +9,12 @@ trace, unless it opts out; a declared code (NOT_FOUND for an unknown owner) pass
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from harness import Span, Trace
 from harness.stacks.checked_calls import undeclared_answers
-
-ROOT = Path(__file__).resolve().parents[2]
-
-INI = """
-[pytest]
-addopts = --strict-markers --strict-config -p no:cacheprovider
-asyncio_mode = auto
-asyncio_default_fixture_loop_scope = session
-asyncio_default_test_loop_scope = session
-filterwarnings = error
-"""
-
-CONFTEST = f"""
-import functools
-from importlib.resources import files
-from pathlib import Path
-
-import pytest
-
-from harness import DatabaseSpec, workspace_services
-from servicekit.migrations import migrate
-
-ROOT = Path({str(ROOT)!r})
-
-
-@pytest.fixture(scope="session")
-def harness_services():
-    return workspace_services(ROOT)
-
-
-@pytest.fixture(scope="session")
-def harness_databases():
-    return [
-        DatabaseSpec(name, functools.partial(migrate, folder=files(name) / "migrations"))
-        for name in ("user", "dummy")
-    ]
-"""
 
 INNER = """
 import asyncpg
@@ -111,10 +74,9 @@ async def test_the_opt_out(stack, harness_stack_backend):
     [pytest.param("process", id="process"), pytest.param("docker", marks=pytest.mark.docker)],
 )
 def test_an_undeclared_code_between_services_fails_the_test(
-    pytester: pytest.Pytester, backend: str
+    workspace_project: Callable[[str], pytest.Pytester], backend: str
 ) -> None:
-    pytester.makeini(INI)
-    pytester.makeconftest(CONFTEST)
+    pytester = workspace_project("")
     pytester.makepyfile(test_inner=INNER)
 
     result = pytester.runpytest_subprocess("-rA", f"--harness-backend={backend}", timeout=240)

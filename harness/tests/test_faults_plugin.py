@@ -8,14 +8,13 @@ that fails with faults in force is read for its fault section.
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 # boots Postgres, service processes or containers (and pytest runs of its own)
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 300.0
 
 BACKENDS = [
@@ -23,41 +22,6 @@ BACKENDS = [
     pytest.param("docker", id="docker", marks=pytest.mark.docker),
 ]
 
-INI = """
-[pytest]
-addopts = --strict-markers --strict-config -p no:cacheprovider
-asyncio_mode = auto
-asyncio_default_fixture_loop_scope = session
-asyncio_default_test_loop_scope = session
-xfail_strict = true
-filterwarnings = error
-"""
-
-CONFTEST = f"""
-import functools
-from importlib.resources import files
-from pathlib import Path
-
-import pytest
-
-from harness import DatabaseSpec, workspace_services
-from servicekit.migrations import migrate
-
-ROOT = Path({str(ROOT)!r})
-
-
-@pytest.fixture(scope="session")
-def harness_services():
-    return workspace_services(ROOT)
-
-
-@pytest.fixture(scope="session")
-def harness_databases():
-    return [
-        DatabaseSpec(name, functools.partial(migrate, folder=files(name) / "migrations"))
-        for name in ("user", "dummy")
-    ]
-"""
 
 COMMON = """
 import asyncio
@@ -374,10 +338,9 @@ def section(report: str, title: str) -> list[str]:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_fault_kind_and_the_healing_between_tests(
-    pytester: pytest.Pytester, backend: str
+    workspace_project: Callable[[str], pytest.Pytester], backend: str
 ) -> None:
-    pytester.makeini(INI)
-    pytester.makeconftest(CONFTEST)
+    pytester = workspace_project("")
     pytester.makepyfile(common=COMMON, test_postgres=POSTGRES, test_links=LINKS)
 
     result = pytester.runpytest_subprocess(

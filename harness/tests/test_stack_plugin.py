@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,6 @@ from fixtures.announcements import wait_for_announcement
 # boots Postgres, service processes or containers (and pytest runs of its own)
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 
 BACKENDS = [
     pytest.param("process", id="process"),
@@ -39,43 +38,6 @@ BACKENDS = [
 RUN_TIMEOUT = 240.0
 ANNOUNCEMENT_TIMEOUT = 120.0
 
-INI = """
-[pytest]
-addopts = --strict-markers --strict-config -p no:cacheprovider
-asyncio_mode = auto
-asyncio_default_fixture_loop_scope = session
-asyncio_default_test_loop_scope = session
-xfail_strict = true
-filterwarnings = error
-"""
-
-# What a user of this repository writes: its services, and one migrated database for
-# each service the inner tests boot.
-CONFTEST = f"""
-import functools
-from importlib.resources import files
-from pathlib import Path
-
-import pytest
-
-from harness import DatabaseSpec, workspace_services
-from servicekit.migrations import migrate
-
-ROOT = Path({str(ROOT)!r})
-
-
-@pytest.fixture(scope="session")
-def harness_services():
-    return workspace_services(ROOT)
-
-
-@pytest.fixture(scope="session")
-def harness_databases():
-    return [
-        DatabaseSpec(name, functools.partial(migrate, folder=files(name) / "migrations"))
-        for name in ("user", "dummy")
-    ]
-"""
 
 COMMON = """
 import asyncio
@@ -433,13 +395,15 @@ class InnerProject:
 
 @pytest.fixture(params=BACKENDS)
 def project(
-    request: pytest.FixtureRequest, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    workspace_project: Callable[[str], pytest.Pytester],
 ) -> InnerProject:
     backend = str(request.param)
     # the other backend in the ini: the option must win over it
     other = {"process": "docker", "docker": "process"}[backend]
-    pytester.makeini(INI + f"harness_backend = {other}\n")
-    pytester.makeconftest(CONFTEST)
+    workspace_project(f"harness_backend = {other}\n")
     pytester.makepyfile(common=COMMON)
     monkeypatch.setenv("REPORT_DIR", str(pytester.path))
     monkeypatch.setenv("EXPECTED_BACKEND", backend)
@@ -685,8 +649,10 @@ def test_a_killed_run_leaves_nothing_behind(project: InnerProject) -> None:
 # ---------------------------------------------------------------- case 8: xdist
 
 
-def test_two_xdist_workers_run_stacks_side_by_side(project: InnerProject) -> None:
-    project.pytester.makeini(INI + f"harness_backend = {project.backend}\n")
+def test_two_xdist_workers_run_stacks_side_by_side(
+    project: InnerProject, workspace_project: Callable[[str], pytest.Pytester]
+) -> None:
+    workspace_project(f"harness_backend = {project.backend}\n")
     project.pytester.makepyfile(test_parallel=PARALLEL)
 
     result = project.run_with_ini_backend("-n", "2")
