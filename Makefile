@@ -36,9 +36,12 @@ dev: setup
 
 # With a Docker engine the stacks run in containers: conftest.py builds the images that
 # changed when the session starts (harness_services), so no image step is needed here.
-# The tests run in parallel worker processes, one per core (pytest-xdist; each worker has
-# its own Postgres and stacks); TEST_WORKERS=0 runs them all in one process.
-TEST_WORKERS ?= auto
+# The tests run in parallel worker processes, two per core (pytest-xdist; each worker has
+# its own Postgres and stacks): a worker spends much of its time waiting on containers
+# and processes it started, so one per core left the cores half idle (measured on 2 cores:
+# 2,258 tests in 5 min 14 s with 2 workers, 4 min 33 s with 4, CPU time the same).
+# TEST_WORKERS=0 runs them all in one process.
+TEST_WORKERS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 test: setup
 	$(UV) run pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
