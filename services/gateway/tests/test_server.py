@@ -335,8 +335,16 @@ class Client:
     answers: list[Answer] = field(default_factory=list)
     closed_before_sending: bool = False
     lost: list[str] = field(default_factory=list)  # sent, then the connection ended
+    # sent at least DRAIN_QUIET_SECONDS after the request before it (or the connect), then
+    # the connection ended: the keep-alive race the drain cannot help (gateway.server's
+    # docstring), possible only when this thread was held up that long (a loaded machine)
+    raced: list[str] = field(default_factory=list)
 
     def run(self, stop_at: float) -> None:
+        # The server closes a connection only once it has been quiet DRAIN_QUIET_SECONDS
+        # since its last answer, which came after the last send: a request sent sooner
+        # than that after the one before cannot have met a close, and losing it is a bug.
+        last_sent = time.monotonic()
         connection = Connection(self.port)
         data = self.first
         try:
@@ -344,11 +352,16 @@ class Client:
                 if connection.closed_by_server():
                     self.closed_before_sending = True
                     return
+                sent = time.monotonic()
                 connection.send(data)
                 answer = connection.answer()
                 if answer is None:
-                    self.lost.append(data.decode("latin-1").splitlines()[0])
+                    late = sent - last_sent >= DRAIN_QUIET_SECONDS
+                    (self.raced if late else self.lost).append(
+                        data.decode("latin-1").splitlines()[0]
+                    )
                     return
+                last_sent = sent
                 self.answers.append(answer)
                 if answer.headers.get("connection") == "close":
                     assert connection.at_end(), "Connection: close, and yet more was sent"
@@ -398,9 +411,12 @@ def test_sigterm_answers_every_request_already_sent_or_closes_before_one_is(
     for client in clients:
         assert client.lost == [], f"sent, never answered: {client.lost}"
         assert client.answers, "the client got no answer at all"
-        # each connection ended cleanly: an answer saying close, or a close before a send
+        # each connection ended cleanly: an answer saying close, a close before a send, or
+        # (a held-up client only) a send that met the close after the quiet time
         ended_by_answer = client.answers[-1].headers.get("connection") == "close"
-        assert ended_by_answer or client.closed_before_sending, client.answers[-1]
+        assert ended_by_answer or client.closed_before_sending or client.raced, client.answers[-1]
+    # the race needs a client held up a whole quiet time: some of the busy ones never are
+    assert sum(not client.raced for client in busy) > 0, [c.raced for c in busy]
     assert slow_answer is not None, "the request being read at the signal was not answered"
     assert slow_answer.headers.get("connection") == "close"
     # it reached the routes: refused there for its missing CSRF header
