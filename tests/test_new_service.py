@@ -180,6 +180,28 @@ def test_a_failing_step_puts_every_file_back(
     assert tree_digest(root) == before
 
 
+@pytest.mark.parametrize(
+    ("cached", "locks"),
+    [(True, [["lock", "--offline"]]), (False, [["lock", "--offline"], ["lock"]])],
+    ids=["from-uv-cache", "online-when-the-cache-lacks-it"],
+)
+def test_the_lock_is_made_offline_first(
+    monkeypatch: pytest.MonkeyPatch, cached: bool, locks: list[list[str]]
+) -> None:
+    ran: list[list[str]] = []
+
+    def records(root: Path, *command: str) -> None:
+        ran.append(list(command[1:]))
+        if command[1:] == ("lock", "--offline") and not cached:
+            raise ScaffoldError("uv lock --offline failed (exit 1)")
+
+    monkeypatch.setenv("UV", "uv")
+    monkeypatch.setattr(new_service, "run", records)
+    new_service.regenerate(plan(ROOT, "orders"))
+    assert [command for command in ran if command[0] == "lock"] == locks
+    assert ran[len(locks)] == ["sync", "--locked", "--compile-bytecode"]
+
+
 def run(root: Path, *command: str, timeout: float = 300) -> str:
     # the copy's own environment (seeded from this one, synced by the scaffold), not this run's
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV" and "PYTEST" not in k}
