@@ -50,6 +50,13 @@ __all__ = [
 
 # Docker's way to switch an image's HEALTHCHECK off for one container.
 NO_HEALTHCHECK = {"test": ["NONE"]}
+# The readiness probe's channel connects again every 50-250 ms instead of after gRPC's
+# default backoff (1 s, then longer): docker-proxy accepts on the published port before
+# the service listens, so the first attempts fail, and each cost up to a second more.
+READINESS_RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 250),
+)
 
 
 class DockerService:
@@ -148,7 +155,7 @@ class DockerService:
     def _wait_until_serving(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         problem = "no answer"
-        with grpc.insecure_channel(self.address) as channel:
+        with grpc.insecure_channel(self.address, options=READINESS_RECONNECT_OPTIONS) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 if not self.running:
