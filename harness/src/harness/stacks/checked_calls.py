@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import importlib
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 
 import grpc
 import pytest
@@ -47,6 +47,7 @@ __all__ = [
     "SCHEDULE_DELAY_MS",
     "check_stack_calls",
     "settled_spans",
+    "settled_spans_sync",
     "undeclared_answers",
 ]
 
@@ -81,15 +82,28 @@ async def settled_spans(receiver: TraceReceiver, ended: float) -> Trace:
     ``ended`` (a ``time.monotonic()``): each exports its batch every
     :data:`SCHEDULE_DELAY_MS`, so that is the wait, plus a margin, plus until no span
     arrived for :data:`QUIET` (bounded by :data:`SETTLE_TIMEOUT`)."""
+    for pause in _settling_pauses(receiver, ended):
+        await asyncio.sleep(pause)
+    return receiver.snapshot()
+
+
+def settled_spans_sync(receiver: TraceReceiver, ended: float) -> Trace:
+    """Blocking :func:`settled_spans`."""
+    for pause in _settling_pauses(receiver, ended):
+        time.sleep(pause)
+    return receiver.snapshot()
+
+
+def _settling_pauses(receiver: TraceReceiver, ended: float) -> Iterator[float]:
     bound = ended + SCHEDULE_DELAY_MS / 1000 + FLUSH_MARGIN
-    await asyncio.sleep(max(0.0, bound - time.monotonic()))
+    yield max(0.0, bound - time.monotonic())
     give_up = time.monotonic() + SETTLE_TIMEOUT
     while True:
         last = receiver.last_arrival
         now = time.monotonic()
         if last is None or now - last >= QUIET or now >= give_up:
-            return receiver.snapshot()
-        await asyncio.sleep(QUIET - (now - last))
+            return
+        yield QUIET - (now - last)
 
 
 def _path(span: Span) -> str | None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
+from harness.stacks.checked_calls import settled_spans_sync
 from harness.stacks.stack import Stack
 from harness.traces import LogRecords, Trace, TraceReceiver, render_trace_html
 
@@ -55,17 +57,26 @@ def stack_diagnostics(item: pytest.Item, trace_html: Path | None = None) -> Mapp
             )
     receiver = item.stash.get(RECEIVER_KEY, None)
     if receiver is not None:
-        try:
-            # the services send spans in batches: wait until they are all in (bounded)
-            spans = receiver.trace_sync(None, settle=0.3, timeout=2.0)
-        except AssertionError:  # nothing arrived at all
-            spans = receiver.snapshot()
+        spans = _spans_of_the_test(receiver, booted)
         if spans.spans:
             sections["traces of this test"] = spans.render()
             if trace_html is not None:
                 page = write_trace_page(item, spans, booted, trace_html)
                 sections["trace page of this test"] = str(page)
     return sections
+
+
+def _spans_of_the_test(receiver: TraceReceiver, booted: Stack | None) -> Trace:
+    """The spans the services sent for the failed test, once they are all in."""
+    if booted is not None:
+        # a stack's services export every SCHEDULE_DELAY_MS: the wait that the check of
+        # their calls makes (tens of ms), not seconds for a test that made no call
+        return settled_spans_sync(receiver, time.monotonic())
+    try:
+        # services of the test's own, exporting on their schedule: until none came for a while
+        return receiver.trace_sync(None, settle=0.3, timeout=2.0)
+    except AssertionError:  # nothing arrived at all
+        return receiver.snapshot()
 
 
 # Enough for the lines a failed request logged, which are the ones with its trace id.
