@@ -223,7 +223,9 @@ def probe_workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def throwaway_repository() -> Iterator[str]:
-    """An image repository of this test's own: every tag in it is removed afterwards."""
+    """An image repository of this test's own: every tag in it is removed afterwards, and
+    only the tagged images: their parent layers stay the build cache of the next run
+    (the same probe each time: nothing piles up), which a pruning rmi would empty."""
     repository = f"kit-selftest-{uuid.uuid4().hex[:8]}"
     yield repository
     tags = subprocess.run(
@@ -233,7 +235,9 @@ def throwaway_repository() -> Iterator[str]:
         check=False,
     ).stdout.split()
     if tags:
-        subprocess.run(["docker", "rmi", "--force", *tags], capture_output=True, check=False)
+        subprocess.run(
+            ["docker", "rmi", "--force", "--no-prune", *tags], capture_output=True, check=False
+        )
 
 
 def index_of(lines: list[str], wanted: str) -> int:
