@@ -122,3 +122,49 @@ async def test_without_a_maximum_age_one_connection_serves_every_call() -> None:
         await channel.close(None)
         await server.stop(0)
     assert len(set(peers)) == 1
+
+
+async def test_a_connection_slow_to_set_up_is_waited_for_not_failed() -> None:
+    """A callee whose HTTP/2 handshake takes 300 ms (a loaded machine, a far network):
+    the first call still gets through. (``grpc.min_reconnect_backoff_ms`` is also gRPC's
+    minimum connect timeout: set to 100 ms, every attempt gave up before the server's
+    SETTINGS came, and calls failed UNAVAILABLE, "timed out before receiving SETTINGS".)"""
+    answered: Counter[str] = Counter()
+    server, port = await start_replica("slow", answered)
+
+    async def delayed_relay(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float
+    ) -> None:
+        try:
+            first = True
+            while data := await reader.read(65536):
+                if first:
+                    await asyncio.sleep(delay)
+                    first = False
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def relay(
+        client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(
+            delayed_relay(client_reader, server_writer, 0.0),
+            delayed_relay(server_reader, client_writer, 0.3),  # the server's SETTINGS, late
+        )
+
+    proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
+    proxy_port = proxy.sockets[0].getsockname()[1]
+    channel = service_channel(f"127.0.0.1:{proxy_port}")
+    try:
+        who = channel.unary_unary("/test.Replica/Who", None, None)
+        assert await who(b"", timeout=10) == b"slow"
+        assert answered == {"slow": 1}
+    finally:
+        await channel.close(None)
+        proxy.close()
+        await server.stop(grace=0)

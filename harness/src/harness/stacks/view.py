@@ -27,9 +27,10 @@ __all__ = [
 StubT = TypeVar("StubT")
 
 # Reconnect within ~0.1-1 s of a restarted service, not gRPC's default 1-120 s backoff.
+# Not grpc.min_reconnect_backoff_ms: it is gRPC's minimum connect timeout, and at 100 ms
+# a handshake slower than that under load failed every attempt (servicekit.channels).
 RECONNECT_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
 # A channel to several replicas spreads its calls over them, as the services' own

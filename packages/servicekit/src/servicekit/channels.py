@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 
 # After the callee comes back, reconnect within ~0.1-1 s instead of gRPC's default
 # backoff (1 s growing to 120 s), so that a restarted dependency is used again at
-# once; calls made while it is down still fail fast (no wait_for_ready).
+# once; calls made while it is down still fail fast (no wait_for_ready). Not
+# grpc.min_reconnect_backoff_ms: despite its name it is gRPC's minimum connect timeout
+# (20 s by default), and at 100 ms a handshake slower than that (a loaded machine, a far
+# network) failed every attempt: "timed out before receiving SETTINGS frame".
 RECONNECT_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
 # Calls spread over every address the callee's name resolves to, one connection each,
