@@ -135,6 +135,15 @@ def _caller(spans: Trace, span: Span) -> str | None:
     return parent.service or "?"
 
 
+def _a_parent_missing(spans: Trace, services: Collection[str]) -> bool:
+    """Whether a span of ``services`` names a parent span that has not arrived."""
+    return any(
+        span.parent_span_id is not None and spans.parent(span) is None
+        for span in spans.spans
+        if span.service in services
+    )
+
+
 def undeclared_answers(spans: Trace, services: Collection[str]) -> list[str]:
     """One line for each call between ``services`` whose status its RPC does not declare
     (the module doc says which calls and codes count)."""
@@ -186,8 +195,17 @@ async def check_stack_calls(
     if node.get_closest_marker("allow_undeclared_codes") is not None or not services:
         return
     _import_protos(spec for spec in specs if spec.name in services)
-    found = undeclared_answers(await settled_spans(receiver, ended), services)
+    spans = await settled_spans(receiver, ended)
+    found = undeclared_answers(spans, services)
     if found:
+        # The report names the request each such call served, from the spans above it; a
+        # caller's span can come a batch after its callee's on a busy machine: wait for
+        # them (bounded), on this failure path only.
+        give_up = time.monotonic() + SETTLE_TIMEOUT
+        while _a_parent_missing(spans, services) and time.monotonic() < give_up:
+            await asyncio.sleep(QUIET)
+            spans = receiver.snapshot()
+        found = undeclared_answers(spans, services)
         # a message alone in the report (an error at teardown), no traceback of fixtures
         pytest.fail(
             f"UndeclaredStatusError: {len(found)} call(s) between the stack's services "
