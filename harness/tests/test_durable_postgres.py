@@ -21,6 +21,7 @@ from harness import (
     find_postgres_binaries,
     run_postgres,
 )
+from harness.owner import process_group_alive
 
 pytestmark = pytest.mark.integration  # runs Postgres
 
@@ -115,7 +116,11 @@ def test_a_durable_server_killed_mid_writes_keeps_every_acknowledged_one(
 
     with run_postgres(binaries, label="crash", durable=True, data_dir=data_dir) as server:
         asyncio.run(write_until_the_server_dies(server))
+        crashed = server.pid
     assert acknowledged, "no write was acknowledged before the crash"
+    # crash() returns once the backends are gone too: they hold the shared memory that a
+    # server started right away on the same data would otherwise find "still in use"
+    assert not process_group_alive(crashed)
 
     with run_postgres(binaries, label="crash", durable=True, data_dir=data_dir) as server:
         stored = {r["n"] for r in asyncio.run(fetch(server, "SELECT n FROM writes"))}

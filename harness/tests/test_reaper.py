@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from fixtures.announcements import wait_for_announcement
 from harness import find_postgres_binaries, reap_stale_servers, run_postgres
-from harness.owner import process_alive
+from harness.owner import process_alive, process_group_alive
 
 # runs Postgres (and pytest runs of its own)
 pytestmark = pytest.mark.integration
@@ -77,3 +78,25 @@ def test_a_live_runs_server_is_not_reaped() -> None:
         assert server.directory not in reaped
         assert server.directory.exists()
         assert process_alive(server.pid)
+
+
+def test_a_process_group_is_alive_while_a_member_runs_and_not_once_only_zombies_are_left() -> None:
+    running = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    exited = subprocess.Popen(["true"], start_new_session=True)
+    try:
+        assert process_group_alive(running.pid)
+        deadline = time.monotonic() + 10
+        while not _is_zombie(exited.pid):  # not waited for (poll would reap it): a zombie
+            assert time.monotonic() < deadline, "'true' did not exit within 10 s"
+            time.sleep(0.01)
+        assert not process_group_alive(exited.pid)
+    finally:
+        running.kill()
+        running.wait()
+        exited.wait()
+    assert not process_group_alive(running.pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] == "Z"

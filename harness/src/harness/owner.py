@@ -13,7 +13,14 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["OWNER_PATTERN", "current_owner", "owner_gone", "process_alive", "process_start_time"]
+__all__ = [
+    "OWNER_PATTERN",
+    "current_owner",
+    "owner_gone",
+    "process_alive",
+    "process_group_alive",
+    "process_start_time",
+]
 
 OWNER_PATTERN = r"\d+-\d+"
 """A regular expression matching an owner string, for names that embed one."""
@@ -61,3 +68,17 @@ def process_alive(pid: int, start_time: int | None = None) -> bool:
     if fields[0] in ("Z", "X"):
         return False
     return not start_time or int(fields[19]) == start_time
+
+
+def process_group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` still runs (zombies do not count: they hold
+    no memory any more). Without /proc, whether its leader exists."""
+    if not sys.platform.startswith("linux"):
+        return process_alive(pgid)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _proc_stat(int(entry.name))
+        if fields is not None and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True  # field 5, pgrp
+    return False

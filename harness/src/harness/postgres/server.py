@@ -24,7 +24,7 @@ from harness.errors import PostgresStartError
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
-from harness.owner import current_owner
+from harness.owner import current_owner, process_group_alive
 from harness.postgres.account import RunAs, as_whom
 from harness.postgres.binaries import REMEDY, PostgresBinaries
 from harness.postgres.cluster import (
@@ -63,6 +63,7 @@ __all__ = [
 
 OLDEST_SUPPORTED_MAJOR = 13
 _POLL_SECONDS = 0.005
+_GROUP_EXIT_SECONDS = 10.0  # how long a crashed server's backends may take to be gone
 
 
 class PostgresEndpoint(Protocol):
@@ -141,9 +142,16 @@ class PostgresProcess:
         # Its own process group (start_new_session): only this server's processes are in it.
         if os.getpgid(self._popen.pid) == self._popen.pid:
             os.killpg(self._popen.pid, signal.SIGKILL)
+            self._popen.wait()
+            # Its backends die a moment after the postmaster and hold its shared memory
+            # until then: a server started on the same data before that refuses to run
+            # ("pre-existing shared memory block is still in use").
+            deadline = time.monotonic() + _GROUP_EXIT_SECONDS
+            while process_group_alive(self._popen.pid) and time.monotonic() < deadline:
+                time.sleep(_POLL_SECONDS)
         else:
             self._popen.kill()
-        self._popen.wait()
+            self._popen.wait()
 
     def wait_until_ready(self, server: PostgresServer, timeout: float) -> None:
         """Return once the server accepts connections; raise :class:`_ServerExited` if
