@@ -24,6 +24,7 @@ ENV PATH=/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    GRPC_EXPERIMENTS="-event_engine_client,-event_engine_listener,-event_engine_for_all_other_endpoints" \
     NOTES_GRPC_HOST=0.0.0.0 \
     NOTES_GRPC_PORT=50072
 USER app

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError, ServiceStartError
+from harness.grpc_runtime import with_grpc_runtime
 
 __all__ = ["LOG_TAIL_LINES", "ServiceProcess"]
 
@@ -69,7 +70,7 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(
             [sys.executable, "-m", self.module],
-            env={**os.environ, **self.env},
+            env=with_grpc_runtime({**os.environ, **self.env}),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -122,7 +123,12 @@ class ServiceProcess:
         self._serving.set()  # output ended: the process is gone
 
     def log_tail(self, lines: int = 50) -> str:
-        return "\n".join(list(self._tail)[-lines:])
+        """The last ``lines`` lines it wrote (across restarts, as a container's log): from
+        memory up to LOG_TAIL_LINES, from the log file beyond."""
+        if lines <= LOG_TAIL_LINES:
+            return "\n".join(list(self._tail)[-lines:])
+        text = self.log_path.read_bytes().decode(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
 
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
