@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from harness import Workspace
 from harness.grpc_runtime import GRPC_RUNTIME_ENV, with_grpc_runtime
 from harness.images.dockerfiles import dockerfile
-from harness.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 
