@@ -698,9 +698,11 @@ def test_stopping_the_stacks_does_not_wait_for_a_gone_trace_receiver(
         float(match[1]) for line in result.stdout.lines if (match := TEARDOWN_LINE.match(line))
     ]
     # the session's end: stop the services (SIGTERM, a drain, a flush), Postgres, the rest;
-    # well under a second each when the receiver still answers
+    # well under a second each when the receiver still answers (3.0 s was once exceeded at
+    # load 8). Waiting for the gone receiver would take a service's whole bounded flush,
+    # Telemetry.shutdown's 5 s, so anything below that is not the bug.
     assert teardowns, result.stdout.str()
-    assert max(teardowns) < 3.0
+    assert max(teardowns) < 4.5
 
 
 FAILS_RIGHT_AFTER_A_CALL = """
