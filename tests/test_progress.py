@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -163,6 +164,60 @@ def test_a_nested_step_gives_the_status_back_to_the_outer_one() -> None:
         with progress.step("inner"):
             assert output(progress).endswith("inner (0 s)")
         assert output(progress).endswith("\r\x1b[Kouter (0 s)")
+
+
+def in_another_thread(progress: Progress, text: str, inside: threading.Event) -> threading.Thread:
+    """A step of ``text`` in a thread of its own, held open until ``inside`` is set."""
+    started = threading.Event()
+
+    def run() -> None:
+        with progress.step(text) as step:
+            step.detail(f"{text} working")
+            started.set()
+            inside.wait(10)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert started.wait(10)
+    return thread
+
+
+def test_steps_of_two_threads_are_shown_side_by_side_each_with_its_details() -> None:
+    clock = Clock()
+    progress = printer(Mode.LIVE, clock)
+    progress.width = 200
+    done = threading.Event()
+    with progress.step("kit/auth: docker build") as step:
+        step.detail("Step 3/19")
+        other = in_another_thread(progress, "kit/user: docker build", done)
+        clock.now += 2
+        progress.tick()
+        assert output(progress).endswith(
+            "\r\x1b[Kkit/auth: docker build - Step 3/19 (2 s) | "
+            "kit/user: docker build - kit/user: docker build working (2 s)"
+        )
+        done.set()
+        other.join(10)
+        assert output(progress).endswith("\r\x1b[Kkit/auth: docker build - Step 3/19 (2 s)")
+
+
+def test_in_plain_mode_each_step_of_several_threads_gets_its_details_and_heartbeats() -> None:
+    clock = Clock()
+    progress = printer(Mode.PLAIN, clock)
+    done = threading.Event()
+    with progress.step("auth"):
+        other = in_another_thread(progress, "user", done)
+        clock.now += 15
+        progress.tick()
+        done.set()
+        other.join(10)
+    assert output(progress).splitlines() == [
+        "auth",
+        "user",
+        "user: user working",
+        "still auth (15 s)",
+        "still user: user working (15 s)",
+    ]
 
 
 def test_a_streamed_command_feeds_the_step_and_keeps_its_tail() -> None:

@@ -64,7 +64,11 @@ def duration(seconds: float) -> str:
 
 class Progress:
     """Prints what is going on; thread-safe. ``ticking=False`` leaves the redraws and
-    heartbeats to explicit ``tick()`` calls (the tests drive a fake clock that way)."""
+    heartbeats to explicit ``tick()`` calls (the tests drive a fake clock that way).
+
+    Steps of one thread nest: the inner one is shown until it ends. Steps of several
+    threads run side by side (images built concurrently): the status line shows each
+    thread's innermost step, and each gets its own detail and heartbeat lines."""
 
     def __init__(
         self,
@@ -84,7 +88,7 @@ class Progress:
         self.clock = clock
         self.width = width
         self._lock = threading.RLock()
-        self._step: Step | None = None
+        self._steps: list[Step] = []  # in progress, in the order they started
         self._last_output = clock()
         self._status_shown = False
         self._ticker: threading.Thread | None = None
@@ -110,9 +114,9 @@ class Progress:
     @contextlib.contextmanager
     def step(self, text: str) -> Iterator[Step]:
         """A step that may take a while: shown as it starts and while it runs."""
-        step = Step(self, text, self.clock())
+        step = Step(self, text, self.clock(), threading.get_ident())
         with self._lock:
-            previous, self._step = self._step, step
+            self._steps.append(step)
             if self.mode is Mode.LIVE:
                 self._draw_status()
             else:
@@ -122,25 +126,27 @@ class Progress:
             yield step
         finally:
             with self._lock:
-                self._step = previous
+                self._steps.remove(step)
                 if self.mode is Mode.LIVE:
                     self._clear_status()
-                    if previous is not None:
+                    if self._steps:
                         self._draw_status()
 
     def tick(self) -> None:
         """Redraw the status line (live), or say the step is still running when nothing
         was printed for ``heartbeat_seconds`` (plain, events)."""
         with self._lock:
-            step = self._step
-            if step is None:
+            shown = self._shown_steps()
+            if not shown:
                 return
             now = self.clock()
             if self.mode is Mode.LIVE:
                 self._draw_status()
             elif now - self._last_output >= self.heartbeat_seconds:
-                latest = f": {step.latest}" if step.latest else ""
-                self._line("still", f"still {step.text}{latest} ({duration(now - step.started)})")
+                for step in shown:
+                    latest = f": {step.latest}" if step.latest else ""
+                    started = duration(now - step.started)
+                    self._line("still", f"still {step.text}{latest} ({started})")
 
     def close(self) -> None:
         self._stop_ticking.set()
@@ -160,7 +166,7 @@ class Progress:
     def _detail(self, step: Step, text: str) -> None:
         with self._lock:
             step.latest = text
-            if step is not self._step:
+            if step not in self._shown_steps():
                 return
             if self.mode is Mode.LIVE:
                 self._draw_status()
@@ -178,19 +184,29 @@ class Progress:
             elif self.mode is Mode.LIVE:
                 self._clear_status()
                 self.stream.write(text + "\n")
-                if self._step is not None:
+                if self._steps:
                     self._draw_status()
             else:
                 self.stream.write(text + "\n")
             self.stream.flush()
             self._last_output = self.clock()
 
+    def _shown_steps(self) -> list[Step]:
+        """Each thread's innermost step, in the order the threads' steps started."""
+        innermost: dict[int, Step] = {}
+        for step in self._steps:
+            # a later step of the same thread is nested in the earlier: it takes its
+            # place (a dict keeps a key where it was first inserted)
+            innermost[step.thread] = step
+        return list(innermost.values())
+
     def _status_text(self) -> str:
-        step = self._step
-        if step is None:
-            return ""
-        latest = f" - {step.latest}" if step.latest else ""
-        text = f"{step.text}{latest} ({duration(self.clock() - step.started)})"
+        now = self.clock()
+        text = " | ".join(
+            f"{step.text}{f' - {step.latest}' if step.latest else ''} "
+            f"({duration(now - step.started)})"
+            for step in self._shown_steps()
+        )
         width = self.width or shutil.get_terminal_size().columns
         return text if len(text) < width else text[: max(width - 2, 1)] + "…"
 
@@ -223,6 +239,7 @@ class Step:
     progress: Progress
     text: str
     started: float
+    thread: int  # the thread it runs in: its steps nest, other threads' run beside it
     latest: str = ""
     detail_printed: float = float("-inf")
 
