@@ -13,6 +13,7 @@ packages with the Dockerfiles shipped in this package (``harness/images/base/``)
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from harness.errors import ImageError
@@ -66,13 +67,25 @@ def build_base(progress: Progress, *, force: bool, why: str = "") -> None:
         result_line(progress, "built ", LOCAL_DEBIAN_IMAGE, step.seconds)
     else:
         result_line(progress, "reused", LOCAL_DEBIAN_IMAGE, 0.0)
-    for tag, folder in ((LOCAL_PYTHON_IMAGE, "python"), (LOCAL_POSTGRES_IMAGE, "postgres")):
-        context = BASE_CONTEXTS / folder
-        with progress.step(f"{tag}: docker build") as step:
-            docker_build(
-                step, context, context / "Dockerfile", [tag], {"DEBIAN_IMAGE": LOCAL_DEBIAN_IMAGE}
-            )
-        result_line(progress, "built ", tag, step.seconds, "(layers cached when unchanged)")
+    # Both come from kit/debian alone: built side by side (harness.images.service_images
+    # does the same with the service images).
+    with ThreadPoolExecutor(2, thread_name_prefix="base-image") as builds:
+        running = [
+            builds.submit(_build_from_debian, progress, tag, folder)
+            for tag, folder in ((LOCAL_PYTHON_IMAGE, "python"), (LOCAL_POSTGRES_IMAGE, "postgres"))
+        ]
+        wait(running)
+    for build in running:
+        build.result()  # the first failure, once both have ended
+
+
+def _build_from_debian(progress: Progress, tag: str, folder: str) -> None:
+    context = BASE_CONTEXTS / folder
+    with progress.step(f"{tag}: docker build") as step:
+        docker_build(
+            step, context, context / "Dockerfile", [tag], {"DEBIAN_IMAGE": LOCAL_DEBIAN_IMAGE}
+        )
+    result_line(progress, "built ", tag, step.seconds, "(layers cached when unchanged)")
 
 
 def auto_base(progress: Progress) -> str:
