@@ -36,13 +36,11 @@ dev: setup
 
 # With a Docker engine the stacks run in containers: conftest.py builds the images that
 # changed when the session starts (harness_services), so no image step is needed here.
-# The tests run in parallel worker processes, two per core (pytest-xdist; each worker has
-# its own Postgres and stacks): a worker spends much of its time waiting on containers
-# and processes it started, so one per core left the cores half idle (measured on 2 cores:
-# 2,258 tests in 5 min 14 s with 2 workers, 4 min 33 s with 4, CPU time the same).
-# TEST_WORKERS=0 runs them all in one process.
-# Default one per core: with two per core the durable-Postgres restart tests failed under
-# the load (a killed server's backends still holding shared memory at the restart).
+# The tests run in parallel worker processes, one per core (pytest-xdist; each worker has
+# its own Postgres and stacks). Two per core is a little faster, the workers wait on
+# containers much of the time (2 cores: 3 min 12 s with 4 workers, 3 min 33 s with 2),
+# but its load has exposed timing bugs before: TEST_WORKERS=4 to try it, TEST_WORKERS=0
+# for one process.
 TEST_WORKERS ?= auto
 test: setup
 	$(UV) run pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
