@@ -13,11 +13,11 @@ packages with the Dockerfiles shipped in this package (``harness/images/base/``)
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, wait
+import functools
 from pathlib import Path
 
 from harness.errors import ImageError
-from harness.images.engine import docker_build, image_id, image_size_mb
+from harness.images.engine import docker_build, image_id, image_size_mb, side_by_side
 from harness.images.progress import Progress, run_streamed
 
 __all__ = [
@@ -69,14 +69,13 @@ def build_base(progress: Progress, *, force: bool, why: str = "") -> None:
         result_line(progress, "reused", LOCAL_DEBIAN_IMAGE, 0.0)
     # Both come from kit/debian alone: built side by side (harness.images.service_images
     # does the same with the service images).
-    with ThreadPoolExecutor(2, thread_name_prefix="base-image") as builds:
-        running = [
-            builds.submit(_build_from_debian, progress, tag, folder)
+    side_by_side(
+        [
+            functools.partial(_build_from_debian, progress, tag, folder)
             for tag, folder in ((LOCAL_PYTHON_IMAGE, "python"), (LOCAL_POSTGRES_IMAGE, "postgres"))
-        ]
-        wait(running)
-    for build in running:
-        build.result()  # the first failure, once both have ended
+        ],
+        at_once=2,
+    )
 
 
 def _build_from_debian(progress: Progress, tag: str, folder: str) -> None:

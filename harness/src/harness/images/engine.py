@@ -12,11 +12,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from harness.errors import ImageError
 from harness.images.progress import Progress, Step, duration, run_streamed
+
+T = TypeVar("T")
 
 __all__ = [
     "DEFAULT_LOCK_FILE",
@@ -27,6 +31,7 @@ __all__ = [
     "image_labels",
     "image_size_mb",
     "run",
+    "side_by_side",
     "uv_executable",
 ]
 
@@ -89,6 +94,14 @@ def docker_build(
     )
     if finished.returncode != 0:
         raise ImageError(f"docker build of {tags[0]} failed; its last lines:\n{finished.tail}")
+
+
+def side_by_side(builds: Sequence[Callable[[], T]], at_once: int) -> list[T]:
+    """Each of ``builds`` in a thread of its own, ``at_once`` at a time: their results in
+    order, the first failure raised once every one has ended (none is left half done)."""
+    with ThreadPoolExecutor(at_once, thread_name_prefix="image-build") as pool:
+        running = [pool.submit(build) for build in builds]
+    return [build.result() for build in running]  # the pool's exit waited for them all
 
 
 def uv_executable(root: Path) -> str:

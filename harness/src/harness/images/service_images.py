@@ -10,13 +10,13 @@ checkout) and ``kit.build-inputs``, from which the next build says why it builds
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import shutil
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from harness.images.engine import (
     image_labels,
     image_size_mb,
     run,
+    side_by_side,
     uv_executable,
 )
 from harness.images.pins import Requirements, service_requirements
@@ -276,27 +277,27 @@ def build_planned(
     waits on its layers' disk writes much of the time). Outcomes in the plans' order; the
     first failure is raised once every build has ended."""
     announce(progress, plans)
-    wheel_seconds: dict[str, float] = {}
-    for plan in plans:
-        if plan.reasons:
-            started = time.monotonic()
-            name = workspace.requirements_name(plan.service.name)
-            fill_wheelhouse(progress, workspace.root, name, plan.requirements, find_links or [])
-            wheel_seconds[plan.tag] = time.monotonic() - started
-    with ThreadPoolExecutor(concurrent_builds(), thread_name_prefix="image-build") as builds:
-        running = [
-            builds.submit(
-                build_service,
-                progress,
-                workspace,
-                plan,
-                python_image,
-                wheel_seconds.get(plan.tag, 0.0),
-            )
-            for plan in plans
-        ]
-        wait(running)
-    return [build.result() for build in running]
+    links = find_links or []
+    wheel_seconds = [_fill_wheelhouse_of(progress, workspace, plan, links) for plan in plans]
+    return side_by_side(
+        [
+            functools.partial(build_service, progress, workspace, plan, python_image, seconds)
+            for plan, seconds in zip(plans, wheel_seconds, strict=True)
+        ],
+        concurrent_builds(),
+    )
+
+
+def _fill_wheelhouse_of(
+    progress: Progress, workspace: Workspace, plan: Plan, find_links: list[str]
+) -> float:
+    """The wheelhouse of ``plan``'s image filled when it is to be built: the seconds it took."""
+    if not plan.reasons:
+        return 0.0
+    started = time.monotonic()
+    name = workspace.requirements_name(plan.service.name)
+    fill_wheelhouse(progress, workspace.root, name, plan.requirements, find_links)
+    return time.monotonic() - started
 
 
 def concurrent_builds() -> int:
