@@ -139,19 +139,7 @@ class PostgresProcess:
         if not self.running:
             return
         assert self._popen is not None
-        # Its own process group (start_new_session): only this server's processes are in it.
-        if os.getpgid(self._popen.pid) == self._popen.pid:
-            os.killpg(self._popen.pid, signal.SIGKILL)
-            self._popen.wait()
-            # Its backends die a moment after the postmaster and hold its shared memory
-            # until then: a server started on the same data before that refuses to run
-            # ("pre-existing shared memory block is still in use").
-            deadline = time.monotonic() + _GROUP_EXIT_SECONDS
-            while process_group_alive(self._popen.pid) and time.monotonic() < deadline:
-                time.sleep(_POLL_SECONDS)
-        else:
-            self._popen.kill()
-            self._popen.wait()
+        _kill_server(self._popen)
 
     def wait_until_ready(self, server: PostgresServer, timeout: float) -> None:
         """Return once the server accepts connections; raise :class:`_ServerExited` if
@@ -444,8 +432,24 @@ def _stop_server(process: subprocess.Popen[bytes], data_dir: Path, timeout: floa
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        _kill_server(process)
         # A killed postmaster cannot remove its shared memory segment itself.
         if pid_file is not None:
             remove_sysv_segment(pid_file.shm_key, pid_file.shm_id)
+
+
+def _kill_server(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to the postmaster and its backends; returns once they are all gone. The
+    backends die a moment after the postmaster and hold its shared memory until then: a
+    server started on the same data before that refuses to run ("pre-existing shared
+    memory block is still in use")."""
+    # Its own process group (start_new_session): only this server's processes are in it.
+    if os.getpgid(process.pid) != process.pid:
+        process.kill()
+        process.wait()
+        return
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + _GROUP_EXIT_SECONDS
+    while process_group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(_POLL_SECONDS)
